@@ -1,0 +1,1 @@
+"""The contract: argument checks and error messages, dtypes, and the reference implementation."""

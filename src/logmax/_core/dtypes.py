@@ -1,0 +1,72 @@
+"""Data types: which ones logmax accepts, the precision it computes in, and the final rounding.
+
+Rules
+-----
+- Accepted inputs: float16, bfloat16 (``ml_dtypes``), float32, float64; integer and boolean arrays
+  are promoted to float64 as SciPy does. Anything else raises ``TypeError`` naming the dtypes
+  expected.
+- Compute precision: 16- and 32-bit inputs are computed in float64; float64 inputs in the
+  platform's extended ``long double`` (64-bit significand on x86-64) when it is wider than
+  float64. A reduction never accumulates in 16-bit.
+- The result is rounded once, to nearest even, into the input's dtype. float64 -> bfloat16 goes
+  through float32 with round-to-odd, because a plain cast rounds twice.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+FLOAT_DTYPES: tuple[np.dtype, ...] = (
+    np.dtype(np.float16),
+    BFLOAT16,
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+)
+EXPECTED = "float16, bfloat16, float32 or float64 (integer and bool inputs become float64)"
+
+# float64 inputs are computed in long double where it carries more bits than float64.
+WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).nmant > 52 else np.dtype(np.float64)
+
+
+def result_dtype(dtype: np.dtype, name: str = "input") -> np.dtype:
+    """The dtype of the result for an input of ``dtype`` (SciPy's promotion of integers)."""
+    dtype = np.dtype(dtype)
+    if dtype in FLOAT_DTYPES:
+        return dtype
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    raise TypeError(f"{name} has dtype {dtype}; expected {EXPECTED}")
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype logmax computes in for results of ``dtype``."""
+    return WIDE if np.dtype(dtype) == np.float64 else np.dtype(np.float64)
+
+
+def to_compute(x: np.ndarray) -> np.ndarray:
+    """A fresh array holding ``x`` in its compute dtype (the input is never modified)."""
+    return np.array(x, dtype=compute_dtype(result_dtype(x.dtype)), copy=True)
+
+
+def round_to(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round ``y`` (float64 or wider) to ``dtype`` once, to nearest even."""
+    dtype = np.dtype(dtype)
+    y = np.asarray(y)
+    if dtype == BFLOAT16:
+        return _round_to_bfloat16(y)
+    return y.astype(dtype)
+
+
+def _round_to_bfloat16(y: np.ndarray) -> np.ndarray:
+    # Round to odd into float32 (16 spare bits), then to nearest even: one correct rounding.
+    y64 = y.astype(np.float64)
+    f = y64.astype(np.float32)
+    inexact = np.isfinite(y64) & (f.astype(np.float64) != y64)
+    if np.any(inexact):
+        away = np.abs(f.astype(np.float64)) > np.abs(y64)
+        f = np.where(inexact & away, np.nextafter(f, np.float32(0)), f)
+        bits = f.view(np.uint32) | inexact.astype(np.uint32)
+        f = bits.view(np.float32)
+    return f.astype(BFLOAT16)
