@@ -1,0 +1,16 @@
+"""Shared test settings: hypothesis profiles.
+
+``LOGMAX_HYPOTHESIS_PROFILE=long uv run pytest ...`` runs the long fuzzing profile.
+"""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("LOGMAX_HYPOTHESIS_PROFILE", "default"))
