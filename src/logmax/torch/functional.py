@@ -1,0 +1,334 @@
+r"""``logmax.torch``'s functions, drop-in for their ``torch.nn.functional`` namesakes.
+
+Names, argument order and defaults are torch's (``dim``, ``dtype``, ``size_average``/``reduce``
+accepted with torch's deprecation warning); our options are keyword-only extras. Losses take
+logits of shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)`` with the classes on dim 1.
+
+Differences from torch, on purpose (see the README's "Differences"):
+
+- exact results: a confident row's loss is its true tiny value (``log1p`` form), not 0;
+- 16-bit inputs are computed and reduced in float32 or wider: a float16 mean over 10^5 rows does
+  not overflow;
+- a mean over zero counted rows (every label ignored, or zero total weight) is 0 with a zero
+  gradient, not NaN;
+- a label outside ``[0, C)`` raises ``ValueError`` naming its position, its value and C; any
+  integer dtype is taken for class indices;
+- ``-inf`` entries get a gradient of exactly 0 (through ``log_softmax`` too), fully masked rows
+  give zeros, never NaN.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from logmax._core import checks
+from logmax.torch import guard
+from logmax.torch._autograd import (
+    CrossEntropyFunction,
+    LogSoftmaxFunction,
+    LogSumExpFunction,
+    NLLLossFunction,
+    SoftmaxFunction,
+)
+
+__all__ = ["cross_entropy", "log_softmax", "logsumexp", "nll_loss", "softmax"]
+
+
+def _legacy_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    # torch.nn.functional._get_softmax_dim: the implicit dim of old torch versions.
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. "
+        "Change the call to include dim=X as an argument.",
+        stacklevel=stacklevel,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _check_float(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; expected a floating point tensor "
+            "(float16, bfloat16, float32 or float64): pass dtype= or call .float()"
+        )
+
+
+def _along(fn, x: torch.Tensor, dim, *args):
+    """Run ``fn`` on ``x``, lifting a 0-dim tensor to one dimension (torch allows dim 0/-1)."""
+    if x.ndim == 0:
+        return fn(x.reshape(1), 0, *args).reshape(())
+    return fn(x, dim, *args)
+
+
+def softmax(
+    input: torch.Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: torch.dtype | None = None,
+    *,
+    temperature: float = 1.0,
+    nan_policy: str = "propagate",
+) -> torch.Tensor:
+    r"""Softmax along ``dim``: :math:`e^{x_i/T} / \sum_j e^{x_j/T}`, exact to 1 ULP.
+
+    Computed as :math:`e^{x_i - m} / (1 + s)` with :math:`s = \sum_{i \ne \arg\max} e^{x_i - m}`
+    in float64 (float32 for 16-bit inputs on non-CPU devices).
+
+    Args:
+        input: floating tensor.
+        dim: the dim to normalise; ``None`` picks torch's deprecated implicit dim (with its
+            warning).
+        dtype: cast ``input`` to this dtype first (as torch).
+        temperature: divides the input first.
+        nan_policy: ``'propagate'`` (a row with NaN or ``+inf`` gives NaN) or ``'raise'``
+            (``ValueError`` naming the row).
+
+    Returns:
+        Tensor of ``input``'s shape and dtype: ``-inf`` entries give 0, a row of ``-inf`` zeros
+        (torch: NaN).
+
+    Example:
+        >>> import torch, logmax.torch as lt
+        >>> lt.softmax(torch.tensor([[1000.0, 1000.0, -float("inf")]]), dim=1)
+        tensor([[0.5000, 0.5000, 0.0000]])
+    """
+    if dim is None:
+        dim = _legacy_softmax_dim("softmax", input.dim(), _stacklevel)
+    if dtype is not None:
+        input = input.to(dtype)
+    _check_float(input, "input")
+    t, policy = _options(temperature, nan_policy)
+    return _along(SoftmaxFunction.apply, input, dim, t, policy)
+
+
+def log_softmax(
+    input: torch.Tensor,
+    dim: int | None = None,
+    _stacklevel: int = 3,
+    dtype: torch.dtype | None = None,
+    *,
+    temperature: float = 1.0,
+    nan_policy: str = "propagate",
+) -> torch.Tensor:
+    r"""Log-softmax along ``dim``: :math:`(x_i - m) - \operatorname{log1p}(s)`, exact to 1 ULP.
+
+    Arguments as :func:`softmax`. ``-inf`` entries give ``-inf`` and a gradient of 0.
+
+    Example:
+        >>> import torch, logmax.torch as lt
+        >>> lt.log_softmax(1000 * torch.tensor([-1.0, 0.0, 1.0]), dim=0)  # seed 002
+        tensor([-2000., -1000.,     0.])
+    """
+    if dim is None:
+        dim = _legacy_softmax_dim("log_softmax", input.dim(), _stacklevel)
+    if dtype is not None:
+        input = input.to(dtype)
+    _check_float(input, "input")
+    t, policy = _options(temperature, nan_policy)
+    return _along(LogSoftmaxFunction.apply, input, dim, t, policy)
+
+
+def logsumexp(
+    input: torch.Tensor,
+    dim: int | Sequence[int],
+    keepdim: bool = False,
+    *,
+    temperature: float = 1.0,
+    nan_policy: str = "propagate",
+) -> torch.Tensor:
+    r""":math:`\log \sum_i e^{x_i / T}` over ``dim`` (an int or a tuple), as ``torch.logsumexp``.
+
+    Computed as :math:`m + \operatorname{log1p}(s)`. A row of ``-inf`` gives ``-inf`` and a zero
+    gradient (torch: NaN gradient); an empty ``dim`` gives ``-inf``.
+
+    Example:
+        >>> import torch, logmax.torch as lt
+        >>> lt.logsumexp(torch.tensor([0.0, -30.0], dtype=torch.float64), dim=0)
+        tensor(9.3576e-14, dtype=torch.float64)
+    """
+    _check_float(input, "input")
+    t, policy = _options(temperature, nan_policy)
+    if input.ndim == 0:
+        return LogSumExpFunction.apply(input.reshape(1), 0, False, t, policy).reshape(())
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else dim
+    return LogSumExpFunction.apply(input, dims, keepdim, t, policy)
+
+
+def _options(temperature: float, nan_policy: str) -> tuple[float, str]:
+    checks.check_nan_policy(nan_policy)
+    return checks.check_temperature(temperature), nan_policy
+
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    if size_average is not None or reduce is not None:
+        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
+    checks.check_reduction(reduction)
+    return reduction
+
+
+def _batched(input: torch.Tensor, target: torch.Tensor, name: str):
+    """(input, target, unbatched) with the classes on dim 1 and the target checked."""
+    _check_float(input, name)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if input.ndim == 0:
+        raise ValueError(f"{name} must have the classes on dim 0 (C,) or dim 1 (N, C, ...)")
+    if target.device != input.device:
+        raise ValueError(f"target is on {target.device} but {name} is on {input.device}")
+    unbatched = input.ndim == 1
+    if unbatched:
+        input, target = input.unsqueeze(0), target.unsqueeze(0)
+    batch_shape = (input.shape[0], *input.shape[2:])
+    expected = (
+        f"class indices of shape {tuple(batch_shape[unbatched:])} (any integer dtype) or class "
+        f"probabilities of {name}'s shape {tuple(input.shape[unbatched:])} (floating)"
+    )
+    shape = tuple(target.shape[unbatched:])
+    if target.is_floating_point():
+        if target.shape != input.shape:
+            hint = (
+                ": class indices must be integers, call .long()"
+                if (target.shape == batch_shape)
+                else ""
+            )
+            raise ValueError(f"target has shape {shape} and dtype {target.dtype}{hint}; "
+                             f"expected {expected}")  # fmt: skip
+    elif target.dtype in (torch.bool, torch.complex64, torch.complex128) or target.is_complex():
+        raise TypeError(f"target has dtype {target.dtype}; expected {expected}")
+    elif target.shape != batch_shape:
+        raise ValueError(f"target has shape {shape}; expected {expected}")
+    return input, target, unbatched
+
+
+def _weight(weight: torch.Tensor | None, input: torch.Tensor) -> torch.Tensor | None:
+    if weight is None:
+        return None
+    if weight.shape != (input.shape[1],):
+        raise ValueError(
+            f"weight has shape {tuple(weight.shape)}; expected one weight per class, "
+            f"shape ({input.shape[1]},)"
+        )
+    return weight
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    return_lse: bool = False,
+    nan_policy: str = "propagate",
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    r"""Cross-entropy from logits, drop-in for ``torch.nn.functional.cross_entropy``.
+
+    With :math:`z = \operatorname{softcap}(x)/T` and
+    :math:`-\log p_c = (m - z_c) + \operatorname{log1p}(s)`, a row's loss is
+
+    .. math::
+        (1-\varepsilon)\, w_y (-\log p_y) + \tfrac{\varepsilon}{C} \sum_c w_c (-\log p_c)
+        + \zeta\, w_y\, \mathrm{lse}(z)^2
+
+    for a class index :math:`y`, and :math:`\sum_c w_c t'_c (-\log p_c) + \zeta\,\mathrm{lse}^2`
+    with :math:`t' = (1-\varepsilon) t + \varepsilon/C` for class probabilities :math:`t`
+    (``0 * log 0 = 0``).
+
+    Args:
+        input: logits ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dk)``; float16, bfloat16, float32
+            or float64, computed in float32 or wider and returned in this dtype.
+        target: class indices of shape ``()``, ``(N,)`` or ``(N, d1, ..., dk)`` (any integer
+            dtype), or class probabilities of ``input``'s shape (may require grad).
+        weight: per-class weights ``(C,)``.
+        size_average, reduce: deprecated, as torch (mapped to ``reduction`` with its warning).
+        ignore_index: class index whose rows are skipped: loss 0, gradient exactly 0.
+        reduction: ``'none'``, ``'sum'`` or ``'mean'`` (torch's weighted mean
+            :math:`\sum w_{y_i}\ell_i / \sum w_{y_i}`; probabilities: divided by the row count).
+            A mean over zero counted rows is 0 (torch: NaN).
+        label_smoothing: :math:`\varepsilon` in ``[0, 1]``, torch's semantics (with weights too).
+        temperature: :math:`T`, divides the logits (after the softcap).
+        softcap: ``c``: the logits become :math:`c \tanh(x/c)` first.
+        z_loss: :math:`\zeta`, adds :math:`\zeta\,\mathrm{lse}^2` per counted row.
+        return_lse: also return each row's logsumexp of :math:`z` (shape of the class indices,
+            no gradient).
+        nan_policy: ``'propagate'`` (a row with NaN or ``+inf`` gives NaN) or ``'raise'``.
+
+    Returns:
+        The loss (``reduction='none'``: one per row), or ``(loss, lse)`` with ``return_lse``.
+
+    Raises:
+        ValueError: a class index outside ``[0, C)`` that is not ``ignore_index`` (naming its
+            position, its value and C); a target or weight of the wrong shape.
+
+    Warns:
+        InputGuardWarning: once, when ``input`` looks like probabilities or log-probabilities
+            (see :mod:`logmax.torch.guard`; ``set_input_guard(False)`` switches it off).
+
+    Example:
+        >>> import torch, logmax.torch as lt
+        >>> output = torch.tensor([[3.2, 1.3, 0.2, 0.8], [1.2, 4.1, 3.8, 0.1],
+        ...                        [3.3, 2.5, 1.9, 5.9]])
+        >>> lt.cross_entropy(output, torch.tensor([0, 2, 3]))  # seed 001
+        tensor(0.4230)
+        >>> lt.cross_entropy(torch.tensor([[0.0, -30.0]]), torch.tensor([0]))  # torch: 0
+        tensor(9.3576e-14)
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    guard.check_before(input)
+    x, t, unbatched = _batched(input, target, "input")
+    eps = checks.check_label_smoothing(label_smoothing)
+    temp, policy = _options(temperature, nan_policy)
+    cap = checks.check_softcap(softcap)
+    loss, lse = CrossEntropyFunction.apply(
+        x, t, _weight(weight, x), int(ignore_index), reduction, eps,
+        temp, cap, checks.check_z_loss(z_loss), policy,
+    )  # fmt: skip
+    guard.check_after(x, lse, transformed=temp != 1.0 or cap is not None)
+    if unbatched:
+        lse = lse.squeeze(0)
+        if reduction == "none":
+            loss = loss.squeeze(0)
+    return (loss, lse) if return_lse else loss
+
+
+def nll_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    *,
+    nan_policy: str = "propagate",
+) -> torch.Tensor:
+    r"""Negative log-likelihood of log-probabilities, drop-in for ``F.nll_loss``.
+
+    A row's loss is :math:`-w_y \log p_y` (class probabilities :math:`t` as target:
+    :math:`-\sum_c w_c t_c \log p_c`, ``0 * log 0 = 0``; torch takes only indices). ``input`` must
+    already be log-probabilities (from :func:`log_softmax`); for logits use
+    :func:`cross_entropy`. Shapes, ``weight``, ``ignore_index``, ``reduction`` and the deprecated
+    ``size_average``/``reduce`` as :func:`cross_entropy`; a mean over zero counted rows is 0.
+    ``nan_policy='raise'`` raises on a counted row whose loss is NaN or ``+inf``.
+
+    Example:
+        >>> import torch, logmax.torch as lt
+        >>> logp = lt.log_softmax(torch.tensor([[3.2, 1.3, 0.2, 0.8], [1.2, 4.1, 3.8, 0.1]]), 1)
+        >>> lt.nll_loss(logp, torch.tensor([0, 2]))
+        tensor(0.5752)
+    """
+    reduction = _reduction(size_average, reduce, reduction)
+    x, t, unbatched = _batched(input, target, "input")
+    checks.check_nan_policy(nan_policy)
+    loss = NLLLossFunction.apply(x, t, _weight(weight, x), int(ignore_index), reduction, nan_policy)
+    return loss.squeeze(0) if unbatched and reduction == "none" else loss
