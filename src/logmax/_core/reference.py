@@ -144,6 +144,7 @@ def logsumexp(x, axes, where, temperature):
     return round_to(row_stats(z).lse.reshape(batch_shape), result_dtype(x.dtype))
 
 
+@np.errstate(invalid="ignore", divide="ignore")  # masked entries are set to 0 / -inf below
 def logsumexp_weighted(x, axes, where, temperature, b):
     """log|sum b_i exp(x_i)| and its sign (SciPy's ``b`` and ``return_sign``).
 
@@ -165,9 +166,8 @@ def logsumexp_weighted(x, axes, where, temperature, b):
     if z.shape[1]:
         terms[rows, st.k] = 0.0
     t = terms.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_rest = np.where(t > -1.0, np.log1p(np.maximum(t, -1.0)), np.log(np.abs(1.0 + t)))
-        lse = st.m + np.log(np.abs(bk)) + log_rest
+    log_rest = np.where(t > -1.0, np.log1p(np.maximum(t, -1.0)), np.log(np.abs(1.0 + t)))
+    lse = st.m + np.log(np.abs(bk)) + log_rest
     sign = np.sign(bk) * np.sign(1.0 + t)
     lse = np.where(sign == 0, -np.inf, lse)
     lse = np.where(np.isneginf(st.m), -np.inf, lse)
@@ -178,6 +178,7 @@ def logsumexp_weighted(x, axes, where, temperature, b):
 
 
 # ---------------------------------------------------------------------------------------------
+@np.errstate(invalid="ignore")  # 0 * inf on ignored or masked entries is replaced by 0 below
 def cross_entropy_rows(
     x: np.ndarray,
     axis: int,
@@ -215,8 +216,7 @@ def cross_entropy_rows(
     st = row_stats(z)
     l1 = st.log1p_s
     lse = st.lse
-    with np.errstate(invalid="ignore"):
-        ell = l1[:, None] - st.d  # -log p, +inf on masked entries
+    ell = l1[:, None] - st.d  # -log p, +inf on masked entries
     w_cls = np.ones(n_cls, dtype=z.dtype) if weight is None else weight.astype(z.dtype)
     eps = label_smoothing
     rows = np.arange(n_rows)
@@ -228,8 +228,7 @@ def cross_entropy_rows(
         tw = t * w_cls
         counted = np.ones(n_rows, dtype=bool)
         row_w = np.ones(n_rows, dtype=z.dtype)
-        with np.errstate(invalid="ignore"):
-            loss = np.where(tw == 0, 0.0, tw * ell).sum(axis=1)
+        loss = np.where(tw == 0, 0.0, tw * ell).sum(axis=1)
     else:
         y_all = target.reshape(n_rows)
         counted = y_all != ignore_index
