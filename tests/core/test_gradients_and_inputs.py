@@ -99,7 +99,7 @@ CALLS = [
     ),  # fmt: skip
     lambda x, y, t: logmax.cross_entropy_with_grad(x, t, temperature=3.0),
     lambda x, y, t: logmax.nll_loss_with_grad(x, y, reduction="none", grad_output=np.ones(3)),
-    lambda x, y, t: logmax.softmax_vjp(x, t),
+    lambda x, y, t: logmax.softmax_vjp(t, t),
     lambda x, y, t: logmax.log_softmax_vjp(x, t),
     lambda x, y, t: logmax.logsumexp_vjp(x, y.astype(x.dtype)),
 ]
