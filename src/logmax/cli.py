@@ -17,6 +17,7 @@ from logmax import __version__
 # subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("logmax.report.cli", "run the study, audit, benchmark and lint demo; write a report"),
+    "study": ("logmax.study.cli", "reproduce the seeds' claims on real data"),
 }
 
 

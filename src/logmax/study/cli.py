@@ -1,0 +1,45 @@
+"""``logmax study``: reproduce the seeds' claims on real data and print what was measured.
+
+Heavy imports (torch, matplotlib, scikit-learn, rich) happen inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run in seconds: one seed, a few epochs"
+    )
+    parser.add_argument(
+        "--figures",
+        metavar="DIR",
+        default=None,
+        help="also write the study's figures as PNG files into DIR",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from logmax.report.progress import RichProgress
+    from logmax.report.terminal import print_part
+    from logmax.study.run import QUICK_STUDY, StudyConfig, run_study
+
+    console = Console()
+    with RichProgress(console) as progress:
+        parts = run_study(QUICK_STUDY if args.quick else StudyConfig(), progress)
+    for part in parts:
+        print_part(console, part)
+    if args.figures:
+        folder = Path(args.figures)
+        folder.mkdir(parents=True, exist_ok=True)
+        for part in parts:
+            for i, figure in enumerate(part.figures):
+                path = folder / f"{part.key}-{i + 1}.png"
+                path.write_bytes(figure.png)
+                console.print(f"wrote {path}")
+    return 0

@@ -1,0 +1,185 @@
+"""The study's figures, drawn with matplotlib's object API (no pyplot state) into PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+
+from logmax.study.alpha_sweep import AlphaSweep
+from logmax.study.gradients import GradientSweep, Penalty
+from logmax.study.results import Figure
+from logmax.study.training import Run
+
+DPI = 110
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#17becf",
+    "#e377c2",
+)
+STYLES = ("-", "--", ":", "-.")
+
+
+def _png(fig: MplFigure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def training_figure(runs: list[Run], target: float) -> Figure:
+    """Test accuracy and training loss per epoch: mean over seeds, band from min to max."""
+    fig = MplFigure(figsize=(11, 4.2))
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    labels = list(dict.fromkeys(r.pairing for r in runs))
+    for i, label in enumerate(labels):
+        group = [r for r in runs if r.pairing == label]
+        epochs = np.arange(1, len(group[0].test_accuracy) + 1)
+        style = dict(color=_color(i), linestyle=STYLES[i % len(STYLES)], linewidth=1.6)
+        acc = np.array([r.test_accuracy for r in group])
+        acc_ax.plot(epochs, acc.mean(0), label=label, **style)
+        acc_ax.fill_between(epochs, acc.min(0), acc.max(0), color=_color(i), alpha=0.12)
+        loss = np.array([r.train_loss for r in group], dtype=np.float64)
+        loss[~np.isfinite(loss)] = np.nan
+        loss_ax.plot(epochs, np.nanmean(loss, 0), label=label, **style)
+    acc_ax.axhline(target, color="grey", linewidth=0.8, linestyle="--")
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (digits)")
+    acc_ax.set_ylim(0, 1.01)
+    loss_ax.set(xlabel="epoch", ylabel="training loss (each pairing's own)", title="Training loss")
+    loss_ax.set_yscale("log")
+    acc_ax.legend(fontsize=8, loc="lower right")
+    seeds = len({r.seed for r in runs})
+    return Figure(
+        "Training the same network with each head/loss pairing",
+        _png(fig),
+        f"Mean over {seeds} seed(s); the band spans the seeds' minimum to maximum. The dashed "
+        f"line is the {target:.0%} accuracy mark. Pairings that compute the same function "
+        "draw on top of each other.",
+    )
+
+
+def penalty_figure(cases: list[Penalty]) -> Figure:
+    """``1 - p``, ``(1 - p)^2`` and ``-ln p`` against the probability of the true class."""
+    fig = MplFigure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    p = np.linspace(0.01, 1.0, 400)
+    ax.plot(p, 1 - p, label="likelihood (L1): 1 - p", color=_color(0))
+    ax.plot(p, (1 - p) ** 2, label="squared error: (1 - p)^2", color=_color(4), linestyle=":")
+    ax.plot(p, -np.log(p), label="log-likelihood: -ln p", color=_color(1), linestyle="--")
+    for case in cases:
+        ax.plot([case.p, case.p], [case.l1, case.nll], color="grey", linewidth=0.8)
+        ax.scatter([case.p, case.p], [case.l1, case.nll], color="black", zorder=3, s=14)
+        ax.annotate(
+            f"p={case.p}: {case.l1:.3g} vs {case.nll:.3g}",
+            (case.p, case.nll),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+        )
+    ax.set(xlabel="probability p of the true class", ylabel="penalty", title="Seed 000's penalty")
+    ax.set_ylim(0, 3)
+    ax.legend(fontsize=8)
+    return Figure(
+        "Penalty against the probability of the true class",
+        _png(fig),
+        "The dots are seed 000's two cases.",
+    )
+
+
+def gradient_figure(sweep: GradientSweep) -> Figure:
+    """``||dL/dz||`` against the logit margin, log scale; non-finite gradients marked with x."""
+    fig = MplFigure(figsize=(8.5, 4.4))
+    ax = fig.subplots()
+    finite_all = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in sweep.norms.values()])
+    floor = max(float(finite_all.min()), 1e-40) if finite_all.size else 1e-40
+    top = float(finite_all.max()) * 10 if finite_all.size else 10.0
+    for i, (label, norms) in enumerate(sweep.norms.items()):
+        shown = np.where(norms > 0, norms, floor)  # exact zeros drawn on the floor
+        shown[~np.isfinite(norms)] = np.nan  # NaN/inf: not drawn as a line, crossed at the top
+        ax.plot(
+            sweep.margins,
+            shown,
+            label=label,
+            color=_color(i),
+            linestyle=STYLES[i % len(STYLES)],
+            linewidth=1.5,
+        )
+        bad = ~np.isfinite(norms)
+        if bad.any():
+            ax.scatter(
+                sweep.margins[bad],
+                np.full(bad.sum(), top),
+                marker="x",
+                color=_color(i),
+                s=18,
+                label=f"{label}: gradient NaN/inf",
+            )
+    ax.set_yscale("log")
+    ax.set(
+        xlabel="logit margin m = z_true - max z_other",
+        ylabel="||dL/dz||",
+        title=f"Gradient of each loss, {sweep.classes} classes, {sweep.dtype}",
+    )
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return Figure(
+        "Gradient against the logit margin (seed 003's saturated softmax)",
+        _png(fig),
+        "Left of 0 the network is confidently wrong. A curve that falls towards 0 there is a "
+        "vanishing gradient; crosses at the top mark margins where the gradient is NaN or inf.",
+    )
+
+
+def alpha_figure(sweep: AlphaSweep) -> Figure:
+    """Seed 002's sweep: the smallest log-probability and the largest ULP error against alpha."""
+    fig = MplFigure(figsize=(12, 4.2))
+    value_ax, err_ax = fig.subplots(1, 2)
+    value_ax.plot(
+        sweep.alphas, sweep.exact_smallest, color="black", linewidth=3, alpha=0.3, label="exact"
+    )
+    finite_errors = np.concatenate([e[np.isfinite(e)] for e in sweep.errors.values()])
+    err_top = max(float(finite_errors.max()), 1.0) * 30 if finite_errors.size else 1e3
+    for i, label in enumerate(sweep.errors):
+        style = dict(color=_color(i), linestyle=STYLES[i % len(STYLES)], linewidth=1.5)
+        values = sweep.smallest(label)
+        ok = np.isfinite(values)
+        value_ax.plot(sweep.alphas[ok], values[ok], label=label, **style)
+        if (~ok).any():
+            value_ax.scatter(
+                sweep.alphas[~ok], np.full((~ok).sum(), 0.0), marker="x", color=_color(i), s=18
+            )
+        errors = np.maximum(sweep.errors[label], 1e-3)  # exact results drawn at the floor
+        finite = np.isfinite(errors)
+        err_ax.plot(sweep.alphas[finite], errors[finite], label=label, **style)
+        if (~finite).any():
+            err_ax.scatter(
+                sweep.alphas[~finite],
+                np.full((~finite).sum(), err_top),
+                marker="x",
+                color=_color(i),
+                s=18,
+            )
+    value_ax.set(xlabel="alpha", ylabel="log_softmax(x)[0]", title="Smallest log-probability")
+    value_ax.set_xscale("log")
+    err_ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    err_ax.set(
+        xlabel="alpha", ylabel="largest error (float32 ULPs)", title="Error against the exact value"
+    )
+    err_ax.set_xscale("log")
+    err_ax.set_yscale("log")
+    err_ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
+    return Figure(
+        "log_softmax(alpha * [-1, 0, 1]) in float32",
+        _png(fig),
+        "Crosses mark -inf results (left: drawn at 0; right: at the top). The dashed line is "
+        "1 ULP; exact results are drawn at 0.001 ULP.",
+    )
