@@ -22,6 +22,8 @@ False negatives (the guard stays silent although the input is wrong):
   ``softcap`` (then the lse is not that of the input);
 - on non-CPU devices signs 2 and 3 run only on the first calls (they need a device sync);
 - nothing is checked while ``torch.compile`` traces, nor for fewer than 2 classes;
+- one-hot probability rows and confident log-probability rows (largest log-probability ~0) are
+  also plausible logits: when every sampled row is such a row, signs 2 and 3 stay silent;
 - probabilities that were renormalised with a temperature or smoothed away from summing to 1,
   and log-probabilities shifted by a constant, look like logits and are taken for logits.
 """
@@ -36,10 +38,10 @@ import torch
 ENV_VAR = "LOGMAX_INPUT_GUARD"
 
 _PROBABILITY_MAKERS = {
-    "SoftmaxBackward0": "probabilities (the output of softmax)",
-    "SoftmaxFunctionBackward": "probabilities (the output of softmax)",
-    "LogSoftmaxBackward0": "log-probabilities (the output of log_softmax)",
-    "LogSoftmaxFunctionBackward": "log-probabilities (the output of log_softmax)",
+    "SoftmaxBackward0": "probabilities: it was made by softmax",
+    "SoftmaxFunctionBackward": "probabilities: it was made by softmax",
+    "LogSoftmaxBackward0": "log-probabilities: it was made by log_softmax",
+    "LogSoftmaxFunctionBackward": "log-probabilities: it was made by log_softmax",
 }
 _SAMPLE_BATCH, _SAMPLE_POSITIONS = 8, 64
 _DEVICE_CALLS = 16  # value checks on non-CPU devices: the first calls only
@@ -49,8 +51,13 @@ class InputGuardWarning(UserWarning):
     """``cross_entropy`` received probabilities or log-probabilities instead of logits."""
 
 
+def enabled_by_environment() -> bool:
+    """False when ``LOGMAX_INPUT_GUARD`` is ``0``, ``false``, ``off`` or ``no`` (read at import)."""
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
 class _State:
-    enabled: bool = os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "off", "no")
+    enabled: bool = enabled_by_environment()
     warned: bool = False
     device_calls: int = 0
 
@@ -85,7 +92,7 @@ def check_before(x: torch.Tensor) -> None:
     if _active(x) and x.grad_fn is not None:
         what = _PROBABILITY_MAKERS.get(type(x.grad_fn).__name__)
         if what:
-            _warn(what, "it was computed by that function")
+            _warn(what)
 
 
 def check_after(x: torch.Tensor, lse: torch.Tensor, transformed: bool) -> None:
@@ -105,17 +112,20 @@ def check_after(x: torch.Tensor, lse: torch.Tensor, transformed: bool) -> None:
         tol = 64 * torch.finfo(x.dtype).eps * max(1.0, float(x.shape[1]) ** 0.5)
         if not bool(torch.isfinite(lse_sample).all()):
             return
-        sums = sample.sum(dim=1)
-        if bool((sample >= 0).all()) and bool(((sums - 1).abs() <= tol).all()):
-            _warn("probabilities (every row is non-negative and sums to 1)", "of its values")
-        elif bool((lse_sample.to(sample.dtype).abs() <= tol).all()):
-            _warn("log-probabilities (every row's logsumexp is 0)", "of its values")
+        # A row that is one-hot (probabilities) or confident (log-probabilities) could as well be
+        # logits such as [1, 0, 0] or [0, -30]: at least one row must be undecided.
+        top = sample.amax(dim=1)
+        if bool((sample >= 0).all()) and bool(((sample.sum(dim=1) - 1).abs() <= tol).all()):
+            if bool((top < 1 - tol).any()):
+                _warn("probabilities: every row is non-negative and sums to 1")
+        elif bool((lse_sample.to(sample.dtype).abs() <= tol).all()) and bool((top < -tol).any()):
+            _warn("log-probabilities: every row's logsumexp is 0")
 
 
-def _warn(what: str, why: str) -> None:
+def _warn(what: str) -> None:
     _State.warned = True
     warnings.warn(
-        f"logmax.torch.cross_entropy: the input looks like {what}; {why}. cross_entropy expects "
+        f"logmax.torch.cross_entropy: the input looks like {what}. cross_entropy expects "
         "raw logits and applies log_softmax itself, so this loss is wrong and trains poorly. "
         "Fix: pass the logits (the tensor before softmax / log_softmax), or call "
         "logmax.torch.nll_loss on log-probabilities. If these really are logits, silence this "
