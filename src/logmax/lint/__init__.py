@@ -20,7 +20,7 @@ Example:
     model.py:2:5 LMX103 torch.log_softmax(x, dim=1)
 """
 
-from logmax.lint.engine import check, fix, lint_paths, lint_source
+from logmax.lint.engine import check, fix, fix_source, lint_paths, lint_source
 from logmax.lint.finding import Edit, Finding
 from logmax.lint.rules import RULES, Rule
 from logmax.lint.source import Source, read_source
@@ -33,6 +33,7 @@ __all__ = [
     "Source",
     "check",
     "fix",
+    "fix_source",
     "lint_paths",
     "lint_source",
     "read_source",

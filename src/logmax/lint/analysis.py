@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from logmax.lint.finding import Edit, split_lines
 from logmax.lint.names import ImportTable
@@ -115,13 +115,20 @@ def _base_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _log_hint(origin: str) -> str:
-    """The log_softmax spelling that replaces a softmax made by ``origin``."""
-    if "Softmax" in origin:
-        return f"use {origin.replace('Softmax', 'LogSoftmax')}"
-    if origin.endswith("softmax"):
-        return f"use {origin[: -len('softmax')]}log_softmax with the same arguments"
+def _log_hint(value: Tensor) -> str:
+    """The log_softmax spelling that replaces the softmax that made ``value``."""
+    if value.sibling:
+        return f"use {value.sibling} with the same arguments"
     return "use log_softmax: F.log_softmax(x, dim) / scipy.special.log_softmax / logmax.log_softmax"
+
+
+def _sibling(shown: str, name: str) -> str:
+    """``F.softmax`` -> ``F.log_softmax``; a bare imported ``softmax`` -> its full sibling name."""
+    if name in SOFTMAX_LAYERS:
+        return shown[: -len("Softmax")] + "LogSoftmax" if shown.endswith("Softmax") else name
+    if "." in shown and shown.endswith("softmax"):
+        return shown[: -len("softmax")] + "log_softmax"
+    return SOFTMAX_FUNCS.get(name, "")
 
 
 def _family_hint(exp_origin: str, torch_form: str, numpy_form: str) -> str:
@@ -313,6 +320,7 @@ class Analyzer:
                 inner.env[param.arg] = None
         if cls is not None and [*args.posonlyargs, *args.args]:
             inner.self_name = [*args.posonlyargs, *args.args][0].arg
+            inner.env[inner.self_name] = Instance(cls)
         if isinstance(node, ast.Lambda):
             return Producer(self.eval(node.body, inner)) if node.body else None
         inner.function = True
@@ -368,7 +376,9 @@ class Analyzer:
         if node is None:
             return None
         if isinstance(node, ast.Name):
-            return scope.lookup(node.id)
+            if scope.binds(node.id):
+                return scope.lookup(node.id)
+            return self.function_as_value(node, scope)
         if isinstance(node, ast.Call):
             return self.eval_call(node, scope)
         if isinstance(node, ast.Attribute):
@@ -442,6 +452,9 @@ class Analyzer:
             and node.value.id == scope.self_name
         ):
             return self.member(Instance(scope.cls), node.attr)
+        named = self.function_as_value(node, scope)
+        if named is not None:
+            return named
         base = self.eval(node.value, scope)
         if isinstance(base, Tensor) and node.attr in SAME_VALUE_ATTRS:
             return base
@@ -449,6 +462,21 @@ class Analyzer:
             return self.member(base, node.attr)
         if isinstance(base, ClassInfo):
             return base.attrs.get(node.attr)
+        return None
+
+    def function_as_value(self, node: ast.Name | ast.Attribute, scope: Scope) -> object:
+        """``COST_FN = F.cross_entropy``, ``ACTIVATION = F.softmax`` (seed 000): the function."""
+        name = self.qualified(node, scope)
+        if name is None:
+            return None
+        shown = ast.unparse(node)
+        if name in SOFTMAX_FUNCS:
+            probs = Tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
+            return Producer(probs, shown)
+        if name in LOG_SOFTMAX_FUNCS:
+            return Producer(Tensor(LOG_PROBS, shown, node.lineno), shown)
+        if name in LOSS_FUNCS:
+            return Loss(LOSS_FUNCS[name], shown)
         return None
 
     @staticmethod
@@ -475,7 +503,7 @@ class Analyzer:
                     and _is_constant_like(other)
                     and not isinstance(other_value, Tensor)
                 ):
-                    return Tensor(PROBS, probs.origin, probs.line, eps=True)
+                    return replace(probs, eps=True)
             return None
         if (
             isinstance(node.op, ast.Div)
@@ -574,11 +602,12 @@ class Analyzer:
         if name in IMPLICIT_DIM:
             self.check_dim(node, name, shown)
         if name in SOFTMAX_FUNCS:
-            return Tensor(PROBS, shown, node.lineno)
+            return Tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
         if name in LOG_SOFTMAX_FUNCS:
             return Tensor(LOG_PROBS, shown, node.lineno)
         if name in SOFTMAX_LAYERS:
-            return Producer(Tensor(PROBS, shown, node.lineno), shown)
+            probs = Tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
+            return Producer(probs, shown)
         if name in LOG_SOFTMAX_LAYERS:
             return Producer(Tensor(LOG_PROBS, shown, node.lineno), shown)
         if name in SEQUENTIAL:
@@ -599,7 +628,7 @@ class Analyzer:
             self.check_manual_cross_entropy(node.args[0], node, scope)
             return None
         if name in CLAMP_FUNCS and isinstance(first, Tensor) and first.kind == PROBS:
-            return Tensor(PROBS, first.origin, first.line, eps=True)
+            return replace(first, eps=True)
         if name in SAME_VALUE_FUNCS:
             return first
         return None
@@ -617,7 +646,7 @@ class Analyzer:
         if isinstance(receiver, Producer | Instance | Tup | ClassInfo | Loss):
             return receiver if method in SAME_VALUE_METHODS else None
         if method == "softmax":
-            return Tensor(PROBS, ".softmax()", node.lineno)
+            return Tensor(PROBS, ".softmax()", node.lineno, sibling=".log_softmax()")
         if method == "log_softmax":
             return Tensor(LOG_PROBS, ".log_softmax()", node.lineno)
         if method == "log" and not node.args and not node.keywords:
@@ -631,7 +660,7 @@ class Analyzer:
             return None
         if isinstance(receiver, Tensor):
             if method in CLAMP_METHODS and receiver.kind == PROBS:
-                return Tensor(PROBS, receiver.origin, receiver.line, eps=True)
+                return replace(receiver, eps=True)
             if method in SAME_VALUE_METHODS:
                 return receiver
         return None
@@ -692,7 +721,7 @@ class Analyzer:
                     f"log of a softmax ({self.describe(value, node)}): "
                     "-inf once a probability rounds to 0"
                 )
-            self.report("LMX103", node, message, _log_hint(value.origin), edit)
+            self.report("LMX103", node, message, _log_hint(value), edit)
             return Tensor(LOG_PROBS, f"log of {value.origin}", value.line)
         if value.kind == SUM_EXP and not value.shifted:
             hint = _family_hint(
@@ -885,6 +914,8 @@ class Analyzer:
         if log_name not in ("torch.log", "method") or not isinstance(arg, ast.Call):
             return None
         torch_alias = self.imports.alias_of("torch")
+        if isinstance(node.func, ast.Attribute) and self.imports.resolve(node.func) == "torch.log":
+            torch_alias = _base_name(node.func)  # the spelling of the torch.log being replaced
         if torch_alias is None:
             return None
         sum_func = arg.func

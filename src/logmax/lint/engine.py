@@ -202,3 +202,15 @@ def lint_paths(
     for path in discover(paths, exclude):
         findings.extend(check(read_source(Path(path), path), select, ignore))
     return findings
+
+
+def fix_source(
+    text: str,
+    path: str = "<string>",
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+) -> tuple[str, list[Finding]]:
+    """Python source text with the safe rewrites applied, and the findings left in it."""
+    source = Source(path, text=text)
+    left, _ = fix(source, select, ignore)
+    return source.text or "", left

@@ -79,7 +79,10 @@ class ImportTable:
         return canonical(".".join([base, *reversed(parts)]))
 
     def alias_of(self, module: str) -> str | None:
-        """A local name bound to exactly ``module`` (``torch`` -> ``torch``, or ``th``), or None."""
+        """A local name bound to exactly ``module``: the module's own name if bound, else an alias
+        (``import torch as th`` -> ``th``); None if the module is not imported."""
+        if self.bindings.get(module) == module:
+            return module
         for local, qualified in self.bindings.items():
             if qualified == module:
                 return local
@@ -87,14 +90,16 @@ class ImportTable:
 
 
 def _statements(tree: ast.AST):
-    """Every statement of a module, nested ones included, without walking expressions."""
-    stack = list(getattr(tree, "body", []))
+    """Every statement of a module in source order, nested ones included, no expressions."""
+    stack = list(reversed(getattr(tree, "body", [])))
     while stack:
         stmt = stack.pop()
         yield stmt
+        children: list[ast.stmt] = []
         for name in ("body", "orelse", "finalbody"):
-            stack.extend(getattr(stmt, name, ()))
+            children.extend(getattr(stmt, name, ()))
         for handler in getattr(stmt, "handlers", ()):
-            stack.extend(handler.body)
+            children.extend(handler.body)
         for case in getattr(stmt, "cases", ()):
-            stack.extend(case.body)
+            children.extend(case.body)
+        stack.extend(reversed(children))

@@ -17,7 +17,7 @@ Anything else is ``None`` (unknown), which never produces a finding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 PROBS = "probs"
 LOG_PROBS = "log_probs"
@@ -34,6 +34,7 @@ class Tensor:
     key: str = ""  # exp/sum_exp: the structure of the exponent, to match exp(x) with sum(exp(x))
     shifted: bool = False  # exp/sum_exp: the exponent was x - m
     eps: bool = False  # probs: an epsilon was added or the values were clamped
+    sibling: str = ""  # probs: the log_softmax spelling that replaces the softmax that made it
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def join(a: object, b: object) -> object:
         return a
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         if a.kind == b.kind and a.key == b.key:
-            return Tensor(a.kind, a.origin, a.line, a.key, a.shifted and b.shifted, a.eps or b.eps)
+            return replace(a, shifted=a.shifted and b.shifted, eps=a.eps or b.eps)
         return None
     if isinstance(a, Producer) and isinstance(b, Producer):
         returns = join(a.returns, b.returns)
