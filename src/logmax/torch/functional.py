@@ -15,6 +15,9 @@ Differences from torch, on purpose (see the README's "Differences"):
   integer dtype is taken for class indices;
 - ``-inf`` entries get a gradient of exactly 0 (through ``log_softmax`` too), fully masked rows
   give zeros, never NaN.
+
+Under ``torch.compile`` each function runs eagerly between compiled graphs (a graph break), with
+the same results; it is not fused into the graph.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ from logmax.torch._autograd import (
 )
 
 __all__ = ["cross_entropy", "log_softmax", "logsumexp", "nll_loss", "softmax"]
+
+
+# torch.compile runs these eagerly, as one call between two graphs: their kernels are NumPy and
+# Numba on the CPU, and their checks read tensor values, neither of which dynamo can trace.
+_eager = torch.compiler.disable
 
 
 def _legacy_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
@@ -64,6 +72,7 @@ def _along(fn, x: torch.Tensor, dim, *args):
     return fn(x, dim, *args)
 
 
+@_eager
 def softmax(
     input: torch.Tensor,
     dim: int | None = None,
@@ -105,6 +114,7 @@ def softmax(
     return _along(SoftmaxFunction.apply, input, dim, t, policy)
 
 
+@_eager
 def log_softmax(
     input: torch.Tensor,
     dim: int | None = None,
@@ -132,6 +142,7 @@ def log_softmax(
     return _along(LogSoftmaxFunction.apply, input, dim, t, policy)
 
 
+@_eager
 def logsumexp(
     input: torch.Tensor,
     dim: int | Sequence[int],
@@ -215,6 +226,7 @@ def _weight(weight: torch.Tensor | None, input: torch.Tensor) -> torch.Tensor | 
     return weight
 
 
+@_eager
 def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -301,6 +313,7 @@ def cross_entropy(
     return (loss, lse) if return_lse else loss
 
 
+@_eager
 def nll_loss(
     input: torch.Tensor,
     target: torch.Tensor,

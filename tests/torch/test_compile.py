@@ -1,0 +1,36 @@
+"""torch.compile: logmax.torch runs eagerly between compiled graphs, with the eager results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import logmax.torch as lt
+
+
+def _step(x, t):
+    return lt.cross_entropy(2 * x, t) + lt.log_softmax(x, 1).exp().sum()
+
+
+def _check(backend):
+    torch._dynamo.reset()
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    t = torch.randint(0, 5, (8,), generator=torch.Generator().manual_seed(1))
+    compiled = torch.compile(_step, backend=backend)(x, t)
+    compiled.backward()
+    grad_compiled = x.grad.clone()
+    x.grad = None
+    eager = _step(x, t)
+    eager.backward()
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(grad_compiled, x.grad)
+
+
+def test_torch_compile_falls_back_cleanly():
+    # dynamo and AOTAutograd around our graph break, without inductor's code generation
+    _check("aot_eager")
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor_falls_back_cleanly():
+    _check("inductor")
