@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("logmax.report.cli", "run the study, audit, benchmark and lint demo; write a report"),
     "study": ("logmax.study.cli", "reproduce the seeds' claims on real data"),
     "lint": ("logmax.lint.cli", "find softmax/log-softmax mistakes in Python files and notebooks"),
+    "audit": (
+        "logmax.audit.cli",
+        "measure every implementation's error in ULPs against the certified reference",
+    ),
 }
 
 
