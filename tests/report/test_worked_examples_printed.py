@@ -22,7 +22,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("out")
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        rc = main(["report", "--sections", "examples", "--out", str(out)])
+        rc = main(["report", "--sections", "examples", "--tables", "--out", str(out)])
     mp.undo()
     assert rc == 0
     return buffer.getvalue()
@@ -34,6 +34,12 @@ def line_with(text: str, *needles: str) -> str:
         if all(n in line for n in needles):
             return line
     raise AssertionError(f"no line contains all of {needles!r}")
+
+
+def printed_values(line: str) -> list[float]:
+    """The numbers of the last bracketed list on a printed line."""
+    inside = line[line.rindex("[") + 1 : line.rindex("]")]
+    return [float(v) for v in inside.split(",")]
 
 
 def test_seed001_every_way(printed: str) -> None:
@@ -60,7 +66,8 @@ def test_seed002_alpha_1000(printed: str) -> None:
     ls = torch.log_softmax(x, dim=0).numpy()
     assert fmt_row(ls, 8) == "[-2000, -1000, 0]"
     assert fmt_row(ls, 8) in line_with(printed, "1000", "torch.log_softmax(x) float32")
-    assert "[-2000, -1000, 0]" in line_with(printed, "1000", "logmax.log_softmax(x) float32")
+    logmax_row = line_with(printed, "1000", "logmax.log_softmax(x) float32")
+    assert printed_values(logmax_row) == [-2000.0, -1000.0, 0.0]  # -0.0 == 0.0
 
 
 def test_seed000_tiny_values_are_distinct(printed: str) -> None:

@@ -38,7 +38,7 @@ def _color(i: int) -> str:
 
 def training_figure(runs: list[Run], target: float) -> Figure:
     """Test accuracy and training loss per epoch: mean over seeds, band from min to max."""
-    fig = MplFigure(figsize=(11, 4.2))
+    fig = MplFigure(figsize=(11, 4.8), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
     labels = list(dict.fromkeys(r.pairing for r in runs))
     for i, label in enumerate(labels):
@@ -56,7 +56,8 @@ def training_figure(runs: list[Run], target: float) -> Figure:
     acc_ax.set_ylim(0, 1.01)
     loss_ax.set(xlabel="epoch", ylabel="training loss (each pairing's own)", title="Training loss")
     loss_ax.set_yscale("log")
-    acc_ax.legend(fontsize=8, loc="lower right")
+    handles, names = acc_ax.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", ncol=4)
     seeds = len({r.seed for r in runs})
     return Figure(
         "Training the same network with each head/loss pairing",
@@ -95,16 +96,19 @@ def penalty_figure(cases: list[Penalty]) -> Figure:
     )
 
 
-def gradient_figure(sweep: GradientSweep) -> Figure:
-    """``||dL/dz||`` against the logit margin, log scale; non-finite gradients marked with x."""
+def gradient_figure(sweep: GradientSweep, nonfinite_from: GradientSweep | None = None) -> Figure:
+    """``||dL/dz||`` against the logit margin, log scale.
+
+    Lines come from ``sweep``; crosses mark the margins where ``nonfinite_from`` (by default
+    ``sweep`` itself, typically the float32 run) gave a NaN or infinite gradient.
+    """
+    marks = nonfinite_from or sweep
     fig = MplFigure(figsize=(8.5, 4.4))
     ax = fig.subplots()
     finite_all = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in sweep.norms.values()])
-    floor = max(float(finite_all.min()), 1e-40) if finite_all.size else 1e-40
     top = float(finite_all.max()) * 10 if finite_all.size else 10.0
     for i, (label, norms) in enumerate(sweep.norms.items()):
-        shown = np.where(norms > 0, norms, floor)  # exact zeros drawn on the floor
-        shown[~np.isfinite(norms)] = np.nan  # NaN/inf: not drawn as a line, crossed at the top
+        shown = np.where(np.isfinite(norms) & (norms > 0), norms, np.nan)  # gaps: 0 or NaN
         ax.plot(
             sweep.margins,
             shown,
@@ -113,7 +117,7 @@ def gradient_figure(sweep: GradientSweep) -> Figure:
             linestyle=STYLES[i % len(STYLES)],
             linewidth=1.5,
         )
-        bad = ~np.isfinite(norms)
+        bad = ~np.isfinite(marks.norms[label])
         if bad.any():
             ax.scatter(
                 sweep.margins[bad],
@@ -121,13 +125,13 @@ def gradient_figure(sweep: GradientSweep) -> Figure:
                 marker="x",
                 color=_color(i),
                 s=18,
-                label=f"{label}: gradient NaN/inf",
+                label=f"{label}: {marks.dtype} gradient NaN/inf",
             )
     ax.set_yscale("log")
     ax.set(
         xlabel="logit margin m = z_true - max z_other",
         ylabel="||dL/dz||",
-        title=f"Gradient of each loss, {sweep.classes} classes, {sweep.dtype}",
+        title=f"Gradient of each loss, {sweep.classes} classes ({sweep.dtype})",
     )
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -135,7 +139,8 @@ def gradient_figure(sweep: GradientSweep) -> Figure:
         "Gradient against the logit margin (seed 003's saturated softmax)",
         _png(fig),
         "Left of 0 the network is confidently wrong. A curve that falls towards 0 there is a "
-        "vanishing gradient; crosses at the top mark margins where the gradient is NaN or inf.",
+        "vanishing gradient (where a curve stops, the gradient is exactly 0); crosses at the "
+        f"top mark margins where the {marks.dtype} gradient is NaN or inf.",
     )
 
 

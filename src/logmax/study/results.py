@@ -41,16 +41,25 @@ class Figure:
     caption: str = ""
 
 
+@dataclass(frozen=True)
+class Code:
+    title: str
+    text: str
+
+
 @dataclass
 class Part:
-    """One titled piece of the study: the seed's claim, tables, figures and findings."""
+    """One titled piece of a report: the seed's claim (if any), text, tables, figures, code
+    listings and findings."""
 
     key: str
     title: str
-    claim: str
+    claim: str = ""
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    text: str = ""
+    code: list[Code] = field(default_factory=list)
 
 
 def fmt(value: float, digits: int = 17) -> str:

@@ -351,7 +351,7 @@ def gradient_part(margin_points: int, progress: Progress) -> Part:
             "~11). Seed 003: squared error on a saturated softmax has a vanishing gradient."
         ),
         tables=[penalty_table, grad_table],
-        figures=[penalty_figure(cases), gradient_figure(sweep32)],
+        figures=[penalty_figure(cases), gradient_figure(sweep64, sweep32)],
         findings=findings,
     )
 
