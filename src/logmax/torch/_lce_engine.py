@@ -16,6 +16,8 @@ the chunk is read from memory about once between the matrix products.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -187,7 +189,12 @@ def sweep(
     loss = torch.empty(n, dtype=wd, device=device)
     lse = torch.empty(n, dtype=wd, device=device)
     dh = torch.zeros_like(h) if want_grad and need_dh else None
-    dW = torch.zeros(n_cls, dim, dtype=acc, device=device) if want_grad and need_dW else None
+    dW = None
+    if want_grad and need_dW:
+        # whole rows: the first chunk's product initialises dW (no separate zero fill)
+        make = torch.zeros if plan.streaming or n == 0 else torch.empty
+        dW = make(n_cls, dim, dtype=acc, device=device)
+    dW_started = plan.streaming
     db = torch.zeros(n_cls, dtype=acc, device=device) if want_grad and need_db else None
     if n == 0:
         return Sweep(loss, lse, dh, dW, db)
@@ -207,7 +214,12 @@ def sweep(
                 else:
                     dh.index_copy_(0, idx, torch.mm(g_mm, W))
             if dW is not None:
-                dW.addmm_(g.t(), h_c if h_c.dtype == acc else h_c.to(acc))
+                h_acc = h_c if h_c.dtype == acc else h_c.to(acc)
+                if dW_started:
+                    dW.addmm_(g.t(), h_acc)
+                else:
+                    torch.mm(g.t(), h_acc, out=dW)
+                    dW_started = True
             if db is not None:
                 db.add_(g.sum(dim=0))
         else:
@@ -222,21 +234,41 @@ def sweep(
     return Sweep(loss, lse, dh, dW, db)
 
 
+@contextlib.contextmanager
+def _one_thread(enabled: bool) -> Iterator[None]:
+    """Run torch's CPU operations on one thread (this thread's setting; restored after).
+
+    The elementwise passes over a cache-sized group take a millisecond or less: splitting them
+    over threads costs more in synchronisation than it gains, badly so on a busy machine.
+    """
+    if not enabled:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out):
     """One chunk with whole rows: the logits buffer ends up holding the gradient."""
     x = _logits(ws, h_c, W, b)
     r, c = x.shape
-    for g0, g1 in _for_groups(r, plan.group_rows):
-        xg = x[g0:g1]
-        rg = rc.slice(g0, g1)
-        tanh = ws.tanh_view(g1 - g0, c)
-        z = lm.transform(xg, tanh, spec)
-        st = lm.block_stats(z, rg, 0, spec, keep_exp=want_grad)
-        res = lm.finish_rows(st, rg, spec)
-        loss_out[g0:g1] = res.loss
-        lse_out[g0:g1] = res.lse
-        if want_grad:
-            lm.block_grad(z, tanh, res, rg, 0, spec)
+    grouped = plan.group_rows < r
+    with _one_thread(grouped and x.device.type == "cpu"):
+        for g0, g1 in _for_groups(r, plan.group_rows):
+            xg = x[g0:g1]
+            rg = rc.slice(g0, g1)
+            tanh = ws.tanh_view(g1 - g0, c)
+            z = lm.transform(xg, tanh, spec)
+            st = lm.block_stats(z, rg, 0, spec, keep_exp=want_grad)
+            res = lm.finish_rows(st, rg, spec)
+            loss_out[g0:g1] = res.loss
+            lse_out[g0:g1] = res.lse
+            if want_grad:
+                lm.block_grad(z, tanh, res, rg, 0, spec)
     return x
 
 
