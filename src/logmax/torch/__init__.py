@@ -14,16 +14,19 @@ Example:
 
 from logmax.torch.functional import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
 from logmax.torch.guard import InputGuardWarning, input_guard_enabled, set_input_guard
+from logmax.torch.linear_cross_entropy import LinearCrossEntropyLoss, linear_cross_entropy
 from logmax.torch.modules import CrossEntropyLoss, LogSoftmax, NLLLoss, Softmax
 
 __all__ = [
     "CrossEntropyLoss",
     "InputGuardWarning",
+    "LinearCrossEntropyLoss",
     "LogSoftmax",
     "NLLLoss",
     "Softmax",
     "cross_entropy",
     "input_guard_enabled",
+    "linear_cross_entropy",
     "log_softmax",
     "logsumexp",
     "nll_loss",
