@@ -895,7 +895,7 @@ class Analyzer:
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Attribute):
             # nn.Softmax(dim=1)(x) -> nn.LogSoftmax(dim=1)(x)
             name = self.imports.resolve(func.func)
-            if name not in SOFTMAX_LAYERS or not family[0].startswith("torch"):
+            if name not in SOFTMAX_LAYERS or name not in family:
                 return None
             layer = self.segment(func.func)
             return self._edit(node, layer[: -len("Softmax")] + "LogSoftmax" + inner[len(layer) :])
@@ -903,9 +903,9 @@ class Analyzer:
             return None
         name = self.imports.resolve(func)
         if name is None:
-            if value.origin != ".softmax()" or not family[0].startswith("torch"):
+            if value.origin != ".softmax()" or family is not LOG_FAMILY["torch.log"]:
                 return None  # only x.softmax(d), the torch Tensor method
-        elif name not in SOFTMAX_FUNCS or not name.startswith(family):
+        elif name not in SOFTMAX_FUNCS or name not in family:
             return None
         return self._edit(node, head[: -len("softmax")] + "log_softmax" + inner[len(head) :])
 

@@ -32,6 +32,8 @@ _FOLDS = (
     ("torch.functional.", "torch."),
     ("torch._C._nn.", "torch.nn.functional."),
     ("scipy.special._logsumexp.", "scipy.special."),
+    ("logmax.torch.functional.", "logmax.torch."),
+    ("logmax.torch.modules.", "logmax.torch."),
     ("numpy.core.", "numpy."),
     ("numpy.ma.", "numpy."),
 )

@@ -99,11 +99,19 @@ SOFTMAX_FUNCS = {
     "jax.nn.softmax": "jax.nn.log_softmax",
 }
 LOG_SOFTMAX_FUNCS = set(SOFTMAX_FUNCS.values())
-# which log goes with which softmax for a rewrite that keeps the array type
+# which softmax functions and layers a log may be folded into, keeping the array type
+# (np.log of a torch tensor gives a NumPy array: not rewritten to torch.log_softmax)
+TORCH_SOFTMAX = {
+    "torch.softmax",
+    "torch.nn.functional.softmax",
+    "logmax.torch.softmax",
+    "torch.nn.Softmax",
+    "logmax.torch.Softmax",
+}
 LOG_FAMILY = {
-    "torch.log": ("torch.", "logmax.torch."),
-    "numpy.log": ("scipy.special.", "logmax."),
-    "jax.numpy.log": ("jax.nn.",),
+    "torch.log": TORCH_SOFTMAX,
+    "numpy.log": {"scipy.special.softmax", "logmax.softmax"},
+    "jax.numpy.log": {"jax.nn.softmax"},
 }
 # functions whose dim argument is implicit when left out: name -> (position, keyword)
 IMPLICIT_DIM = {
@@ -117,9 +125,13 @@ IMPLICIT_DIM = {
     "torch.nn.Softmax": (0, "dim"),
     "torch.nn.LogSoftmax": (0, "dim"),
     "torch.nn.Softmin": (0, "dim"),
+    "logmax.torch.softmax": (1, "dim"),
+    "logmax.torch.log_softmax": (1, "dim"),
+    "logmax.torch.Softmax": (0, "dim"),
+    "logmax.torch.LogSoftmax": (0, "dim"),
 }
-SOFTMAX_LAYERS = {"torch.nn.Softmax"}
-LOG_SOFTMAX_LAYERS = {"torch.nn.LogSoftmax"}
+SOFTMAX_LAYERS = {"torch.nn.Softmax", "logmax.torch.Softmax"}
+LOG_SOFTMAX_LAYERS = {"torch.nn.LogSoftmax", "logmax.torch.LogSoftmax"}
 SEQUENTIAL = {"torch.nn.Sequential"}
 
 LOSS_FUNCS = {
