@@ -1,0 +1,329 @@
+r"""Row kernels for softmax, log_softmax and logsumexp over the last axis of a C-contiguous
+(rows, K) matrix, parallel over rows (``prange``), vectorised along each row.
+
+Every row goes through the log1p forms of :mod:`logmax._core.reference`: with :math:`m` the row
+maximum and :math:`s = \sum_{i \ne \arg\max} e^{x_i - m}` (ties beyond the first count 1 each),
+
+.. math::
+    \operatorname{softmax}_i = e^{x_i - m} / (1 + s), \quad
+    \log\operatorname{softmax}_i = (x_i - m) - \operatorname{log1p}(s), \quad
+    \operatorname{lse} = m + \operatorname{log1p}(s).
+
+Three sweeps per row: (1) the maximum, found on integer ordering keys (they vectorise where float
+max reductions do not, and reveal NaN and +inf in the same sweep); (2) :math:`s`; (3) the output.
+A row of 32000 float32 (128 KiB) stays in the core's L2 cache between sweeps, so memory sees
+about one read and one write.
+
+Two precisions:
+
+- ``*_f32``: float32 input (16-bit inputs arrive widened to float32, exactly), computed in
+  float64 with :func:`~logmax.kernels.cpu._scalar.exp_f64`; one rounding into the output dtype.
+- ``*_dd``: float64 input. :math:`x - m` is kept exactly as a double-double, :math:`e^{x-m}` is
+  a double-double, :math:`s` is summed in double-double on 8 lanes, and the outputs combine the
+  pieces with error-free sums, so only the final rounding and libm's ``log1p`` remain.
+
+Edge rules (the contract): a row holding NaN or +inf gives NaN; ``-inf`` entries give 0 / -inf;
+a row of ``-inf`` (or an empty row) gives zeros, -inf, and logsumexp -inf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from logmax.kernels.cpu._scalar import (
+    FM,
+    KEY32_NEG_INF,
+    KEY32_POS_INF,
+    KEY64_NEG_INF,
+    KEY64_POS_INF,
+    exp_dd,
+    exp_f64,
+    f64_as_i64,
+    float_key32,
+    float_key64,
+    fma,
+    i32_as_f32,
+    i64_as_f64,
+    log1p_dd,
+    two_sum,
+)
+
+OK = 0
+BAD = 1  # NaN or +inf in the row
+MASKED = 2  # every entry -inf, or no entries
+
+FM_SUM = {"contract", "reassoc"}  # lets LLVM split a float64 sum over vector lanes
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep 1: the maximum and the row's status.
+@njit(fastmath=FM, cache=True)
+def row_max32(row):
+    """``(status, m)`` for a contiguous float32 row; ``m`` is the maximum as float32."""
+    bits = row.view(np.int32)
+    kmax = np.int32(-2147483648)
+    kmin = np.int32(2147483647)
+    for j in range(bits.shape[0]):
+        k = float_key32(bits[j])
+        kmax = k if k > kmax else kmax
+        kmin = k if k < kmin else kmin
+    if bits.shape[0] == 0:
+        return MASKED, np.float32(-np.inf)
+    if kmax >= KEY32_POS_INF or kmin < KEY32_NEG_INF:
+        return BAD, np.float32(np.nan)
+    m = i32_as_f32(float_key32(kmax))  # the key map is its own inverse
+    if m == -np.inf:
+        return MASKED, m
+    return OK, m
+
+
+@njit(fastmath=FM, cache=True)
+def row_max64(row):
+    """``(status, m)`` for a contiguous float64 row."""
+    n = row.shape[0]
+    kmax = np.int64(-9223372036854775807 - 1)
+    kmin = np.int64(9223372036854775807)
+    for j in range(n):
+        k = float_key64(f64_as_i64(row[j]))
+        kmax = k if k > kmax else kmax
+        kmin = k if k < kmin else kmin
+    if n == 0:
+        return MASKED, -np.inf
+    if kmax >= KEY64_POS_INF or kmin < KEY64_NEG_INF:
+        return BAD, np.nan
+    m = i64_as_f64(float_key64(kmax))
+    if m == -np.inf:
+        return MASKED, m
+    return OK, m
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweep 2: s = sum of e^(x_i - m) without the maximum's own term.
+@njit(fastmath=FM_SUM, cache=True)
+def row_sum_f32(row, m, t):
+    """:math:`s` in float64 for z = row / t (``t == 1``: no division); ``m`` is max(z)."""
+    s = 0.0
+    ties = 0
+    n = row.shape[0]
+    if t == 1.0:
+        for j in range(n):
+            d = np.float64(row[j]) - m
+            s += exp_f64(d) if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    else:
+        for j in range(n):
+            d = np.float64(row[j]) / t - m
+            s += exp_f64(d) if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    return s + np.float64(ties - 1)  # ties beyond the first count e^0 = 1 each, exactly
+
+
+CHUNK = 1024  # float64 terms per exact partial sum (16 KiB of scratch: stays in L1)
+
+
+@njit(fastmath=FM, cache=True)
+def _terms_dd(row, m, j0, j1, hi, lo, base):
+    """Store :math:`e^{x_j - m}` for ``j0 <= j < j1`` as ``hi[j - base] + lo[j - base]``.
+
+    The maximum's ties (:math:`x_j = m`) are stored as 0 and counted. Returns ``(bits, ties)``
+    with ``bits`` the largest stored ``hi`` as int64 bits (non-negative floats order like their
+    bits, and an integer max vectorises).
+    """
+    top = np.int64(0)
+    ties = 0
+    for j in range(j0, j1):
+        d_hi, d_lo = two_sum(row[j], -m)
+        e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
+        keep = d_hi < 0.0
+        h = (e_hi * s1) * s2 if keep else 0.0
+        hi[j - base] = h
+        lo[j - base] = (e_lo * s1) * s2 if keep else 0.0
+        b = f64_as_i64(h)
+        top = b if b > top else top
+        ties += 1 if d_hi == 0.0 else 0
+    return top, ties
+
+
+@njit(fastmath=FM, cache=True)
+def _split(sigma, h):
+    """``(q, h - q)`` with ``q`` = ``h`` rounded to the grid of ``ulp(sigma)``, both exact."""
+    q = (sigma + h) - sigma
+    return q, h - q
+
+
+@njit(fastmath=FM_SUM, cache=True)
+def _exact_sum(hi, lo, k0, k1, sigma1, sigma2):
+    """Sum ``hi[k0:k1] + lo[k0:k1]`` by error-free extraction (Rump, Ogita and Oishi, 2008).
+
+    Each ``hi`` is split on two grids, ``ulp(sigma1)`` and ``ulp(sigma2)``; the parts on a grid
+    add up exactly in any order (so the loop may be vectorised), and only the remainders, below
+    ``2^-82`` of the largest term, are summed with rounding.
+    """
+    q1s = 0.0
+    q2s = 0.0
+    rest = 0.0
+    for k in range(k0, k1):
+        q1, r1 = _split(sigma1, hi[k])
+        q2, r2 = _split(sigma2, r1)
+        q1s += q1
+        q2s += q2
+        rest += r2 + lo[k]
+    return q1s, q2s, rest
+
+
+@njit(fastmath=FM, cache=True)
+def row_sum_dd(row, m, hi, lo, base):
+    """:math:`s` as a double-double ``(s_hi, s_lo)`` for a float64 row with maximum ``m``.
+
+    Works in chunks of :data:`CHUNK`: the exact :math:`x - m` goes through :func:`exp_dd`, each
+    chunk is summed exactly (:func:`_exact_sum`) and the chunks are added with error-free sums.
+    With ``base == 0`` the terms stay in ``hi``/``lo`` (full row length) for the caller to reuse;
+    with ``base == -1`` ``hi``/``lo`` are chunk-sized scratch.
+    """
+    n = row.shape[0]
+    s_hi = 0.0
+    s_lo = 0.0
+    ties = 0
+    for j0 in range(0, n, CHUNK):
+        j1 = min(j0 + CHUNK, n)
+        b = j0 if base < 0 else base
+        top, t = _terms_dd(row, m, j0, j1, hi, lo, b)
+        ties += t
+        if top == 0:
+            continue
+        # sigma1 = 2^(e + 12) for a largest term in [2^e, 2^(e+1)): 1024 terms on its grid
+        # add exactly; sigma2 takes the next 41 bits.
+        e = max((top >> np.int64(52)) - np.int64(1023), np.int64(-990))
+        sigma1 = i64_as_f64((e + np.int64(12 + 1023)) << np.int64(52))
+        sigma2 = sigma1 * 4.547473508864641e-13  # 2^-41
+        q1, q2, rest = _exact_sum(hi, lo, j0 - b, j1 - b, sigma1, sigma2)
+        s_hi, err = two_sum(s_hi, q1)
+        s_lo += err
+        s_hi, err = two_sum(s_hi, q2)
+        s_lo += err + rest
+    s_hi, err = two_sum(s_hi, np.float64(ties - 1))  # ties beyond the first count 1 each
+    s_lo += err
+    return two_sum(s_hi, s_lo)
+
+
+@njit(fastmath=FM, cache=True)
+def inverse_dd(d_hi, d_lo):
+    """``1 / (d_hi + d_lo)`` as a double-double (one Newton step on the residual)."""
+    inv = 1.0 / d_hi
+    resid = fma(-inv, d_hi, 1.0) - inv * d_lo
+    return inv, resid * inv
+
+
+# ---------------------------------------------------------------------------------------------
+# float32 (and widened 16-bit) inputs, float64 compute.
+@njit(parallel=True, fastmath=FM, cache=True)
+def softmax_f32(x, out, t):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        o = out[i]
+        status, mx = row_max32(row)
+        if status != OK:
+            fill = np.nan if status == BAD else 0.0
+            for j in range(row.shape[0]):
+                o[j] = fill
+            continue
+        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
+        inv = 1.0 / (1.0 + row_sum_f32(row, m, t))
+        if t == 1.0:
+            for j in range(row.shape[0]):
+                o[j] = exp_f64(np.float64(row[j]) - m) * inv
+        else:
+            for j in range(row.shape[0]):
+                o[j] = exp_f64(np.float64(row[j]) / t - m) * inv
+
+
+@njit(parallel=True, fastmath=FM, cache=True)
+def log_softmax_f32(x, out, t):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        o = out[i]
+        status, mx = row_max32(row)
+        if status != OK:
+            fill = np.nan if status == BAD else -np.inf
+            for j in range(row.shape[0]):
+                o[j] = fill
+            continue
+        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
+        lg = np.log1p(row_sum_f32(row, m, t))
+        if t == 1.0:
+            for j in range(row.shape[0]):
+                o[j] = (np.float64(row[j]) - m) - lg
+        else:
+            for j in range(row.shape[0]):
+                o[j] = (np.float64(row[j]) / t - m) - lg
+
+
+@njit(parallel=True, fastmath=FM, cache=True)
+def logsumexp_f32(x, out, t):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        status, mx = row_max32(row)
+        if status != OK:
+            out[i] = np.nan if status == BAD else -np.inf
+            continue
+        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
+        out[i] = m + np.log1p(row_sum_f32(row, m, t))
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 inputs, double-double compute.
+@njit(parallel=True, fastmath=FM, cache=True)
+def softmax_dd(x, out):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        o = out[i]
+        status, m = row_max64(row)
+        if status != OK:
+            fill = np.nan if status == BAD else 0.0
+            for j in range(row.shape[0]):
+                o[j] = fill
+            continue
+        lo = np.empty(row.shape[0])
+        s_hi, s_lo = row_sum_dd(row, m, o, lo, 0)  # the terms e^(x - m) stay in o and lo
+        den_hi, den_lo = two_sum(1.0, s_hi)
+        inv_hi, inv_lo = inverse_dd(den_hi, den_lo + s_lo)
+        for j in range(row.shape[0]):
+            if row[j] == m:
+                o[j] = inv_hi + inv_lo  # the maximum's own term, e^0 = 1 (stored as 0)
+            else:
+                o[j] = o[j] * inv_hi + (lo[j] * inv_hi + o[j] * inv_lo)
+
+
+@njit(parallel=True, fastmath=FM, cache=True)
+def log_softmax_dd(x, out):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        o = out[i]
+        status, m = row_max64(row)
+        if status != OK:
+            fill = np.nan if status == BAD else -np.inf
+            for j in range(row.shape[0]):
+                o[j] = fill
+            continue
+        s_hi, s_lo = row_sum_dd(row, m, np.empty(CHUNK), np.empty(CHUNK), -1)
+        l_hi, l_lo = log1p_dd(s_hi, s_lo)
+        for j in range(row.shape[0]):
+            d_hi, d_lo = two_sum(row[j], -m)
+            v, err = two_sum(d_hi, -l_hi)
+            y = v + ((err + d_lo) - l_lo)
+            o[j] = y if d_hi > -np.inf else -np.inf  # the error terms of -inf are NaN
+
+
+@njit(parallel=True, fastmath=FM, cache=True)
+def logsumexp_dd(x, out):
+    for i in prange(x.shape[0]):
+        row = x[i]
+        status, m = row_max64(row)
+        if status != OK:
+            out[i] = np.nan if status == BAD else -np.inf
+            continue
+        s_hi, s_lo = row_sum_dd(row, m, np.empty(CHUNK), np.empty(CHUNK), -1)
+        l_hi, l_lo = log1p_dd(s_hi, s_lo)
+        v, err = two_sum(m, l_hi)
+        out[i] = v + (err + l_lo)
