@@ -175,3 +175,31 @@ def test_exit_zero_and_list_rules(bad, capsys):
         "LMX000", "LMX101", "LMX102", "LMX103", "LMX104", "LMX105", "LMX106", "LMX107",
         "LMX201", "LMX202",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "col"),
+    [
+        ("crlf.py", b"import torch\r\ny = torch.log(torch.softmax(x, dim=1))\r\nz = 1\r\n", 5),
+        (
+            "latin1.py",
+            b'# -*- coding: latin-1 -*-\nimport torch\ns = "\xe9t\xe9"; '
+            b"y = torch.log(torch.softmax(x, dim=1))\n",
+            16,
+        ),
+        (
+            "bom.py",
+            b'\xef\xbb\xbfimport torch\ns = "\xc3\xa9t\xc3\xa9"; '
+            b"y = torch.log(torch.softmax(x, dim=1))\n",
+            16,
+        ),
+    ],
+)
+def test_columns_count_characters_and_fix_keeps_bytes(tmp_path, capsys, name, content, col):
+    path = tmp_path / name
+    path.write_bytes(content)
+    _, out, _ = run(capsys, "--format", "json", path)
+    assert [(r["code"], r["column"]) for r in json.loads(out)] == [("LMX103", col)]
+    assert run(capsys, "--fix", path)[0] == 0
+    old = b"torch.log(torch.softmax(x, dim=1))"
+    assert path.read_bytes() == content.replace(old, b"torch.log_softmax(x, dim=1)")

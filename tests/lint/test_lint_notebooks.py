@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from logmax.cli import main
 from logmax.lint import check, fix, read_source
 
@@ -80,3 +82,21 @@ def test_fix_rewrites_only_the_cell_source(notebook, capsys, tmp_path):
     assert check(read_source(path)) == []
     source = read_source(path)
     assert fix(source) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        '{"cells": {}}',
+        '{"cells": [1, null, "x", {"cell_type": "code"}]}',
+        '{"cells": [{"cell_type": "code", "source": [1, 2]}], "metadata": []}',
+        '{"cells": [{"cell_type": "code", "source": null}], "metadata": {"kernelspec": 3}}',
+        '{"worksheets": [{"cells": []}], "nbformat": 3}',
+        "\xff\xfe",
+    ],
+)
+def test_malformed_notebooks_are_not_a_crash(tmp_path, content):
+    path = tmp_path / "odd.ipynb"
+    path.write_bytes(content.encode("latin-1"))
+    assert {f.code for f in check(read_source(path))} <= {"LMX000"}

@@ -24,15 +24,16 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from logmax.lint.checks import RuleChecks, family_hint
 from logmax.lint.finding import Edit, split_lines
-from logmax.lint.names import ImportTable
+from logmax.lint.fixes import Fixes
+from logmax.lint.names import ImportTable, base_name
 from logmax.lint.values import (
     CLAMP_FUNCS,
     CLAMP_METHODS,
     EXP,
     EXP_FUNCS,
     IMPLICIT_DIM,
-    LOG_FAMILY,
     LOG_FUNCS,
     LOG_PROBS,
     LOG_SOFTMAX_FUNCS,
@@ -109,19 +110,6 @@ class Scope:
         return None
 
 
-def _base_name(node: ast.expr) -> str | None:
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _log_hint(value: Tensor) -> str:
-    """The log_softmax spelling that replaces the softmax that made ``value``."""
-    if value.sibling:
-        return f"use {value.sibling} with the same arguments"
-    return "use log_softmax: F.log_softmax(x, dim) / scipy.special.log_softmax / logmax.log_softmax"
-
-
 def _sibling(shown: str, name: str) -> str:
     """``F.softmax`` -> ``F.log_softmax``; a bare imported ``softmax`` -> its full sibling name."""
     if name in SOFTMAX_LAYERS:
@@ -131,13 +119,7 @@ def _sibling(shown: str, name: str) -> str:
     return SOFTMAX_FUNCS.get(name, "")
 
 
-def _family_hint(exp_origin: str, torch_form: str, numpy_form: str) -> str:
-    if exp_origin.startswith("torch") or exp_origin == ".exp()":
-        return f"use {torch_form}"
-    return f"use {numpy_form}"
-
-
-class Analyzer:
+class Analyzer(RuleChecks, Fixes):
     """Run every rule over one module. ``where(line)`` formats a line for messages."""
 
     def __init__(self, tree: ast.Module, text: str, where: Callable[[int], str]) -> None:
@@ -514,7 +496,7 @@ class Analyzer:
             and left.key == right.key
         ):
             if not (left.shifted and right.shifted):
-                hint = _family_hint(
+                hint = family_hint(
                     left.origin,
                     "torch.softmax(x, dim=...)",
                     "scipy.special.softmax(x, axis=...) or logmax.softmax(x, axis=...)",
@@ -540,7 +522,7 @@ class Analyzer:
 
     def qualified(self, func: ast.expr, scope: Scope | None) -> str | None:
         """The canonical name of a callee, unless a local name shadows its import."""
-        base = _base_name(func)
+        base = base_name(func)
         if base is None or (scope is not None and scope.binds(base)):
             return None
         return self.imports.resolve(func)
@@ -705,249 +687,6 @@ class Analyzer:
         if isinstance(first, Tensor) and first.kind == EXP:
             return Tensor(SUM_EXP, first.origin, first.line, first.key, first.shifted)
         return None
-
-    def call_log(self, node: ast.Call, arg: ast.expr, value: object, name: str) -> object:
-        if not isinstance(value, Tensor):
-            return None
-        if value.kind == PROBS:
-            edit = None if value.eps else self.log_softmax_edit(node, arg, name, value)
-            if value.eps:
-                message = (
-                    f"log of a softmax with an epsilon or clamp ({self.describe(value, node)}): "
-                    "biased where probabilities underflow"
-                )
-            else:
-                message = (
-                    f"log of a softmax ({self.describe(value, node)}): "
-                    "-inf once a probability rounds to 0"
-                )
-            self.report("LMX103", node, message, _log_hint(value), edit)
-            return Tensor(LOG_PROBS, f"log of {value.origin}", value.line)
-        if value.kind == SUM_EXP and not value.shifted:
-            hint = _family_hint(
-                value.origin,
-                "torch.logsumexp(x, dim=...)",
-                "scipy.special.logsumexp(x, axis=...) or logmax.logsumexp(x, axis=...)",
-            )
-            self.report(
-                "LMX105",
-                node,
-                "hand-written log(sum(exp(x))) without subtracting the max: "
-                "inf once x > 88.7 (float32), -inf when every exp underflows",
-                hint,
-                self.logsumexp_edit(node, arg, name),
-            )
-        return None
-
-    def check_dim(self, node: ast.Call, name: str, shown: str) -> None:
-        position, keyword = IMPLICIT_DIM[name]
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(
-            kw.arg is None for kw in node.keywords
-        ):
-            return
-        given = next((kw.value for kw in node.keywords if kw.arg == keyword), None)
-        if given is None and len(node.args) > position:
-            given = node.args[position]
-        if given is not None and not (isinstance(given, ast.Constant) and given.value is None):
-            return
-        if name.startswith("scipy"):
-            message = f"{shown} without axis normalizes over all elements, not per row"
-            hint = f"name the axis: {shown}(x, axis=-1)"
-        else:
-            message = f"{shown} without dim: the implicit dim depends on the input's ndim"
-            hint = f"name the dim: {shown}(..., dim=-1) or the class dim"
-        self.report("LMX202", node, message, hint)
-
-    def check_loss(self, node: ast.Call, kind: str, shown: str, args: list, kwargs: dict) -> None:
-        first = args[0] if args else kwargs.get("input")
-        if kind == "regression":
-            second = args[1] if len(args) > 1 else kwargs.get("target")
-            for value in (first, second):
-                if isinstance(value, Tensor) and value.kind == PROBS:
-                    self.report(
-                        "LMX106",
-                        node,
-                        f"{shown} on softmax output ({self.describe(value, node)}): the gradient "
-                        "vanishes when the softmax saturates",
-                    )
-                    return
-            return
-        if not isinstance(first, Tensor):
-            return
-        if kind == "cross_entropy" and first.kind == PROBS:
-            self.report(
-                "LMX101",
-                node,
-                f"softmax output ({self.describe(first, node)}) passed to {shown}, "
-                "which applies log_softmax itself",
-            )
-        elif kind == "cross_entropy" and first.kind == LOG_PROBS:
-            self.report(
-                "LMX201",
-                node,
-                f"log_softmax output ({self.describe(first, node)}) passed to {shown}, "
-                "which applies log_softmax again",
-            )
-        elif kind == "nll" and first.kind == PROBS:
-            self.report(
-                "LMX102",
-                node,
-                f"probabilities ({self.describe(first, node)}) passed to {shown}, "
-                "which expects log-probabilities",
-            )
-
-    def check_manual_cross_entropy(
-        self, arg: ast.expr, node: ast.expr, scope: Scope, negated: bool = False
-    ) -> None:
-        """``-(y * log(p)).sum()``, ``-np.mean(y * np.log(p))``, ``torch.sum(-y * log(p))``.
-
-        A cross-entropy is a negated sum of ``y * log(p)``; without the minus sign (a weighted
-        log-likelihood such as ``sum(w * log(x))``) it is reported only when ``p`` is known to
-        be a softmax output.
-        """
-        while isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub):
-            arg, negated = arg.operand, not negated
-        if not (isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mult)):
-            return
-        for other, log_call in ((arg.left, arg.right), (arg.right, arg.left)):
-            inner = self.log_argument(log_call, scope)
-            if inner is None:
-                continue
-            if isinstance(inner, ast.BinOp) and not (
-                isinstance(inner.op, ast.Add) and isinstance(inner.right, ast.Constant)
-            ):
-                continue  # log(p / q): a divergence, not a cross-entropy
-            if ast.dump(inner) == ast.dump(other):
-                continue  # p * log(p): an entropy
-            value = self.eval(inner, scope)
-            if isinstance(value, Tensor) and value.kind == LOG_PROBS:
-                continue
-            minus = isinstance(other, ast.UnaryOp) and isinstance(other.op, ast.USub)
-            if not (negated ^ minus) and not (isinstance(value, Tensor) and value.kind == PROBS):
-                continue
-            self.report(
-                "LMX107",
-                node,
-                "hand-written cross-entropy sum(y * log(p)) on probabilities: "
-                "log(0) = -inf and 0 * -inf = NaN",
-            )
-            return
-
-    def check_negated_reduction(self, node: ast.expr, scope: Scope) -> None:
-        """``-torch.sum(y * log(p))``, ``-(y * log(p)).sum(1).mean()``: find the inner sum."""
-        while isinstance(node, ast.Call):
-            func = node.func
-            name = self.qualified(func, scope)
-            if (
-                name in SUM_FUNCS
-                or name in MEAN_FUNCS
-                or (isinstance(func, ast.Name) and func.id == "sum" and not scope.binds("sum"))
-            ):
-                arg = node.args[0] if node.args else None
-            elif name is None and isinstance(func, ast.Attribute) and func.attr in ("sum", "mean"):
-                arg = func.value
-            else:
-                return
-            if isinstance(arg, ast.GeneratorExp | ast.ListComp):
-                arg = arg.elt
-            if isinstance(arg, ast.BinOp):
-                self.check_manual_cross_entropy(arg, node, scope, negated=True)
-                return
-            node = arg
-
-    def log_argument(self, node: ast.expr, scope: Scope) -> ast.expr | None:
-        if not isinstance(node, ast.Call):
-            return None
-        if self.qualified(node.func, scope) in LOG_FUNCS and len(node.args) == 1:
-            return node.args[0]
-        if (
-            isinstance(node.func, ast.Attribute)
-            and node.func.attr == "log"
-            and not node.args
-            and self.qualified(node.func, scope) is None
-        ):
-            return node.func.value
-        return None
-
-    # -- fixes ---------------------------------------------------------------------------------
-
-    def _edit(self, node: ast.AST, text: str) -> Edit | None:
-        original = self.segment(node)
-        if not original or "#" in original:
-            return None  # a comment inside would be lost
-        line, col, end_line, end_col = self._span(node)
-        return Edit(line, col, end_line, end_col, text)
-
-    def log_softmax_edit(
-        self, node: ast.Call, arg: ast.expr, log_name: str, value: Tensor
-    ) -> Edit | None:
-        """``log(M.softmax(a))`` / ``M.softmax(a).log()`` -> ``M.log_softmax(a)``; layers too."""
-        if not isinstance(arg, ast.Call):
-            return None
-        family = LOG_FAMILY.get("torch.log" if log_name == "method" else log_name)
-        if family is None:
-            return None
-        func = arg.func
-        inner = self.segment(arg)
-        head = self.segment(func)
-        if not inner.startswith(head) or not isinstance(func, ast.Attribute | ast.Call):
-            return None
-        if isinstance(func, ast.Call) and isinstance(func.func, ast.Attribute):
-            # nn.Softmax(dim=1)(x) -> nn.LogSoftmax(dim=1)(x)
-            name = self.imports.resolve(func.func)
-            if name not in SOFTMAX_LAYERS or name not in family:
-                return None
-            layer = self.segment(func.func)
-            return self._edit(node, layer[: -len("Softmax")] + "LogSoftmax" + inner[len(layer) :])
-        if not isinstance(func, ast.Attribute) or func.attr != "softmax":
-            return None
-        name = self.imports.resolve(func)
-        if name is None:
-            if value.origin != ".softmax()" or family is not LOG_FAMILY["torch.log"]:
-                return None  # only x.softmax(d), the torch Tensor method
-        elif name not in SOFTMAX_FUNCS or name not in family:
-            return None
-        return self._edit(node, head[: -len("softmax")] + "log_softmax" + inner[len(head) :])
-
-    def logsumexp_edit(self, node: ast.Call, arg: ast.expr, log_name: str) -> Edit | None:
-        """``torch.log(torch.sum(torch.exp(x), dim=d))`` -> ``torch.logsumexp(x, dim=d)``."""
-        if log_name not in ("torch.log", "method") or not isinstance(arg, ast.Call):
-            return None
-        torch_alias = self.imports.alias_of("torch")
-        if isinstance(node.func, ast.Attribute) and self.imports.resolve(node.func) == "torch.log":
-            torch_alias = _base_name(node.func)  # the spelling of the torch.log being replaced
-        if torch_alias is None:
-            return None
-        sum_func = arg.func
-        if self.imports.resolve(sum_func) == "torch.sum" and arg.args:
-            exp_call, rest = arg.args[0], arg.args[1:]
-        elif isinstance(sum_func, ast.Attribute) and sum_func.attr == "sum":
-            exp_call, rest = sum_func.value, arg.args
-        else:
-            return None
-        keywords = {kw.arg for kw in arg.keywords}
-        if not (rest or "dim" in keywords) or not keywords <= {"dim", "keepdim"}:
-            return None
-        if any(isinstance(a, ast.Starred) for a in rest) or len(rest) > 2:
-            return None
-        if not isinstance(exp_call, ast.Call):
-            return None
-        if self.imports.resolve(exp_call.func) == "torch.exp" and len(exp_call.args) == 1:
-            exponent = exp_call.args[0]
-        elif (
-            isinstance(exp_call.func, ast.Attribute)
-            and exp_call.func.attr == "exp"
-            and not exp_call.args
-            and self.imports.resolve(exp_call.func) is None
-        ):
-            exponent = exp_call.func.value
-        else:
-            return None
-        if exp_call.keywords:
-            return None
-        pieces = [self.segment(exponent), *(self.segment(a) for a in rest)]
-        pieces += [f"{kw.arg}={self.segment(kw.value)}" for kw in arg.keywords]
-        return self._edit(node, f"{torch_alias}.logsumexp({', '.join(pieces)})")
 
 
 def _is_constant_like(node: ast.expr) -> bool:

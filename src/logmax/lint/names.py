@@ -47,6 +47,13 @@ def canonical(qualified: str) -> str:
     return qualified
 
 
+def base_name(node: ast.expr) -> str | None:
+    """``F`` for ``F.softmax``, ``torch`` for ``torch.nn.functional.softmax``; None for calls."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
 class ImportTable:
     """Local name -> qualified name, from every import statement of a module."""
 

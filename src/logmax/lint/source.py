@@ -129,9 +129,15 @@ class Source:
         self.text = "".join(chunks)
 
 
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _cell_text(cell: dict) -> str:
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    if isinstance(source, list):
+        return "".join(s for s in source if isinstance(s, str))
+    return source if isinstance(source, str) else ""
 
 
 def _python_of_cell(code: str) -> str | None:
@@ -174,9 +180,9 @@ def _read_notebook(data: bytes, shown: str) -> Source:
     except (ValueError, UnicodeDecodeError) as error:
         message = f"not a readable notebook: {error}"
         return Source(shown, errors=[Finding(shown, 1, 1, "LMX000", message)])
-    metadata = notebook.get("metadata") or {}
-    language = (metadata.get("kernelspec") or {}).get("language") or (
-        metadata.get("language_info") or {}
+    metadata = _mapping(notebook.get("metadata"))
+    language = _mapping(metadata.get("kernelspec")).get("language") or _mapping(
+        metadata.get("language_info")
     ).get("name")
     source = Source(shown, text="", notebook=notebook)
     if language and str(language).lower() != "python":
