@@ -60,16 +60,16 @@ def _from_rows(y: torch.Tensor, shape: Sequence[int], dims: tuple[int, ...]) -> 
 def _prepare(
     x: torch.Tensor, dims: tuple[int, ...], temperature: float, softcap: float | None = None
 ) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor | None]:
-    """Rows in compute precision with softcap and temperature applied; also tanh(x / cap)."""
+    """Rows in compute precision with softcap and temperature applied; also x / cap."""
     rows, batch_shape = _to_rows(x, dims)
     z = rows.to(compute_dtype(x))  # out-of-place from here on: the input is never touched
-    th = None
+    u = None
     if softcap is not None:
-        th = torch.tanh(z / softcap)
-        z = softcap * th
+        u = z / softcap
+        z = softcap * torch.tanh(u)
     if temperature != 1.0:
         z = z / temperature
-    return z, batch_shape, th
+    return z, batch_shape, u
 
 
 @dataclass
@@ -265,7 +265,7 @@ def cross_entropy_with_grad(
     """
     dims = (dim,)
     soft = target.is_floating_point()
-    z, batch_shape, th = _prepare(x, dims, temperature, softcap)
+    z, batch_shape, u = _prepare(x, dims, temperature, softcap)
     n_rows, n_cls = z.shape
     eps = label_smoothing
     w_cls = _class_weights(weight, n_cls, z)
@@ -324,8 +324,10 @@ def cross_entropy_with_grad(
         g = torch.where(st.d == -_INF, 0.0, g)  # masked entries: gradient exactly 0
         if temperature != 1.0:
             g = g / temperature
-        if th is not None:
-            g = g * (1.0 - th * th)
+        if u is not None:
+            # d(cap tanh(x/cap))/dx = sech^2(x/cap): 1 - tanh^2 would cancel to noise for |x/cap|>10
+            g = g * torch.cosh(u).pow(-2)
+        g = torch.where(counted[:, None], g, 0.0)  # ignored rows: exactly 0, even of NaN logits
         g = torch.where((counted & st.bad)[:, None], math.nan, g)
         grad = _from_rows(g, x.shape, dims).to(x.dtype)
     return reduced.to(x.dtype), grad, lse.reshape(batch_shape).to(x.dtype)
