@@ -18,6 +18,7 @@ from logmax import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("logmax.report.cli", "run the study, audit, benchmark and lint demo; write a report"),
     "study": ("logmax.study.cli", "reproduce the seeds' claims on real data"),
+    "bench": ("logmax.bench.cli", "time logmax against torch, scipy and jax in one run"),
     "lint": ("logmax.lint.cli", "find softmax/log-softmax mistakes in Python files and notebooks"),
     "audit": (
         "logmax.audit.cli",

@@ -1,0 +1,226 @@
+"""``logmax bench``: logmax against torch, SciPy and JAX, in one process, on the same inputs.
+
+Rules that make the ratios trustworthy on a shared machine:
+
+- every implementation runs once per round, interleaved in a rotating order; each one keeps the
+  median over the rounds (:mod:`logmax.bench._timing`);
+- the thread count is the same for everyone: ``torch.set_num_threads`` and
+  ``numba.set_num_threads`` (JAX/XLA picks its own threads; its figures are for information);
+- the first call of each logmax kernel, which compiles it (or loads it from Numba's disk cache),
+  is timed on its own and reported, never folded into the medians;
+- the result is the ratio ``peer time / logmax time`` (above 1: logmax is faster).
+
+Programmatic use::
+
+    from logmax.bench import run_bench
+    result = run_bench(quick=True)
+    print(result.table())
+    result.rows  # list of BenchRow: op, shape, dtype, impl, ms, gb_per_s, speedup_vs_torch
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from logmax.bench._cases import OPS, PEERS, available_peers, build_case
+from logmax.bench._timing import interleaved_medians, time_once
+
+SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000), (8192, 1000), (64, 262144))
+DTYPES: tuple[str, ...] = ("float32", "float64")
+QUICK_SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000),)
+QUICK_DTYPES: tuple[str, ...] = ("float32",)
+
+# The issue's targets: speed-up over torch at fp32 [2048 x 32000], 2 threads.
+TARGETS = {"log_softmax": 2.5, "softmax": 2.0, "logsumexp": 8.0, "cross_entropy": 6.0}
+
+
+@dataclass
+class BenchRow:
+    """One implementation on one case. ``speedup_vs_torch`` = torch's median / this median."""
+
+    op: str
+    shape: str
+    dtype: str
+    impl: str
+    ms: float
+    gb_per_s: float
+    speedup_vs_torch: float
+
+
+@dataclass
+class CompileRow:
+    """The first call of a logmax op in a process: Numba compiling (or loading its cache)."""
+
+    op: str
+    dtype: str
+    first_call_s: float
+    kind: str  # "this process" (cache may be warm) or "cold" (empty cache, fresh process)
+
+
+@dataclass
+class BenchResult:
+    rows: list[BenchRow] = field(default_factory=list)
+    compile: list[CompileRow] = field(default_factory=list)
+    threads: int = 2
+    repeats: int = 0
+    peers: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    def speedups(self) -> dict[tuple[str, str, str], float]:
+        """(op, shape, dtype) -> logmax's speed-up over torch."""
+        return {(r.op, r.shape, r.dtype): r.speedup_vs_torch for r in self.rows
+                if r.impl == "logmax"}  # fmt: skip
+
+    def table(self) -> str:
+        """The results as a plain-text table (what ``logmax bench`` prints)."""
+        head = (f"{'op':<14}{'shape':<15}{'dtype':<9}{'impl':<8}{'ms':>10}{'GB/s':>8}"
+                f"{'vs torch':>10}")  # fmt: skip
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            speed = "" if r.impl == "torch" else f"{r.speedup_vs_torch:9.2f}x"
+            lines.append(f"{r.op:<14}{r.shape:<15}{r.dtype:<9}{r.impl:<8}{r.ms:10.1f}"
+                         f"{r.gb_per_s:8.2f}{speed:>10}")  # fmt: skip
+        if self.compile:
+            lines += ["", "first call of each logmax kernel (compile, or load from Numba's cache):"]
+            for c in self.compile:
+                lines.append(f"  {c.op:<14}{c.dtype:<9}{c.first_call_s:8.2f} s  ({c.kind})")
+        targets = []
+        for op, want in TARGETS.items():
+            got = self.speedups().get((op, "2048x32000", "float32"))
+            if got is not None:
+                mark = "met" if got >= want else "MISSED"
+                targets.append(f"  {op:<14} {got:6.2f}x  (target {want}x: {mark})")
+        if targets:
+            lines += ["", "targets, fp32 [2048 x 32000]:"] + targets
+        lines += [
+            "",
+            f"threads: {self.threads} (torch and numba); repeats: {self.repeats}, interleaved, "
+            "median; 'vs torch' = torch ms / impl ms (above 1: faster than torch)",
+        ]
+        lines += self.notes
+        return "\n".join(lines)
+
+
+def _set_threads(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def first_calls(ops: Sequence[str], dtypes: Sequence[str]) -> list[CompileRow]:
+    """Time the first call of each op/dtype on a tiny input in this process."""
+    import numpy as np
+
+    import logmax
+
+    x0 = np.linspace(-3.0, 3.0, 32).reshape(4, 8)
+    labels = np.array([0, 3, 5, 7])
+    rows = []
+    for dtype in dtypes:
+        x = x0.astype(dtype)
+        calls: dict[str, Callable[[], object]] = {
+            "softmax": lambda x=x: logmax.softmax(x),
+            "log_softmax": lambda x=x: logmax.log_softmax(x),
+            "logsumexp": lambda x=x: logmax.logsumexp(x),
+            "cross_entropy": lambda x=x: logmax.cross_entropy_with_grad(x, labels),
+        }
+        for op in ops:
+            rows.append(CompileRow(op, dtype, time_once(calls[op]), "this process"))
+    return rows
+
+
+def cold_compile(ops: Sequence[str], dtypes: Sequence[str]) -> list[CompileRow]:
+    """First calls in a fresh process with an empty Numba cache: the true compile times."""
+    import json
+    import tempfile
+
+    code = (
+        "import json, sys\n"
+        "from logmax.bench import first_calls\n"
+        "rows = first_calls(sys.argv[1].split(','), sys.argv[2].split(','))\n"
+        "print(json.dumps([[r.op, r.dtype, r.first_call_s] for r in rows]))\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, LOGMAX_KERNELS="1")
+        out = subprocess.run(
+            [sys.executable, "-c", code, ",".join(ops), ",".join(dtypes)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return [CompileRow(op, dt, float(s), "cold: empty cache, new process") for op, dt, s in data]
+
+
+def run_bench(
+    quick: bool = True,
+    ops: Sequence[str] = OPS,
+    shapes: Sequence[tuple[int, int]] | None = None,
+    dtypes: Sequence[str] | None = None,
+    threads: int = 2,
+    repeats: int | None = None,
+    peers: Sequence[str] = PEERS,
+    cold: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Time logmax and its peers; see the module docstring for the method.
+
+    Args:
+        quick: fp32 [2048 x 32000] only, 3 repeats (the full run: every shape of
+            :data:`SHAPES` in float32 and float64, 7 repeats).
+        ops: any of ``softmax``, ``log_softmax``, ``logsumexp``, ``cross_entropy`` (forward and
+            backward: ``cross_entropy_with_grad`` against torch's ``cross_entropy`` then
+            ``backward``).
+        shapes, dtypes, repeats: override the quick/full defaults.
+        threads: for torch and Numba alike.
+        peers: which peers to try (missing ones are skipped and noted).
+        cold: also measure compile times in a fresh process with an empty Numba cache.
+        progress: called with a line of text before each case.
+    """
+    shapes = tuple(shapes or (QUICK_SHAPES if quick else SHAPES))
+    dtypes = tuple(dtypes or (QUICK_DTYPES if quick else DTYPES))
+    repeats = repeats or (3 if quick else 7)
+    present = available_peers(tuple(peers))
+    result = BenchResult(threads=threads, repeats=repeats, peers=present)
+    missing = [p for p in peers if p not in present]
+    if missing:
+        result.notes.append(f"not installed, skipped: {', '.join(missing)}")
+    if os.environ.get("LOGMAX_KERNELS", "1").strip().lower() in ("0", "reference", "off"):
+        result.notes.append("LOGMAX_KERNELS is off: 'logmax' is the reference implementation")
+    _set_threads(threads)
+    result.compile = first_calls(ops, dtypes)
+    if cold:
+        result.compile += cold_compile(ops, dtypes)
+    for dtype in dtypes:
+        for shape in shapes:
+            for op in ops:
+                if progress:
+                    progress(f"{op} {shape[0]}x{shape[1]} {dtype}")
+                case = build_case(op, shape, dtype, present)
+                medians = interleaved_medians(case.funcs, repeats)
+                base = medians.get("torch")
+                for impl, sec in medians.items():
+                    result.rows.append(
+                        BenchRow(
+                            op=op,
+                            shape=f"{shape[0]}x{shape[1]}",
+                            dtype=dtype,
+                            impl=impl,
+                            ms=sec * 1e3,
+                            gb_per_s=case.bytes_moved / sec / 1e9,
+                            speedup_vs_torch=(base / sec) if base else float("nan"),
+                        )
+                    )
+                del case
+    return result
+
+
+__all__ = ["BenchResult", "BenchRow", "CompileRow", "run_bench", "first_calls", "cold_compile"]

@@ -1,0 +1,34 @@
+"""Interleaved timing: every implementation runs once per round, in a rotating order, and each
+one's median over the rounds is kept. On a shared machine, load that comes and goes then hits
+all implementations alike, so their ratios stay meaningful when absolute times do not."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleaved_medians(
+    funcs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds per call for each function, measured in ``repeats`` interleaved rounds."""
+    names = list(funcs)
+    for _ in range(warmup):
+        for name in names:
+            funcs[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:  # rotate who goes first
+            start = time.perf_counter()
+            funcs[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def time_once(func: Callable[[], object]) -> float:
+    """Seconds for one call (used for the first call, which includes compiling)."""
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
