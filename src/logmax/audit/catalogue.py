@@ -411,6 +411,32 @@ def _soft_masked(fmt: Format, quick: bool) -> Built:
 
 
 @case(
+    "ce_label_on_masked_logit",
+    "labels on -inf logits (hard, and soft mass on them): the loss is +inf, never NaN",
+    ops=("cross_entropy",),
+)
+def _on_masked(fmt: Format, quick: bool) -> Built:
+    rng, x = _ce_rows("ce_label_on_masked_logit", 8, 6, 2.0)
+    x[:, 2] = -np.inf
+    labels = np.array([2, 0, 2, 1, 2, 5, 2, 3])
+    return Built(x, labels, {"reduction": "none"})
+
+
+@case(
+    "ce_soft_target_on_masked_logit",
+    "soft targets with mass on a -inf logit: +inf (0 * log 0 = 0 only for zero mass)",
+    ops=("cross_entropy",),
+)
+def _soft_on_masked(fmt: Format, quick: bool) -> Built:
+    rng, x = _ce_rows("ce_soft_target_on_masked_logit", 8, 6, 2.0)
+    x[:, 2] = -np.inf
+    t = rng.dirichlet(np.ones(6), size=8)
+    t[::2, 2] = 0.0  # every other row: no mass on the masked class (finite loss)
+    t /= t.sum(axis=1, keepdims=True)
+    return Built(x, t, {"reduction": "none"})
+
+
+@case(
     "ce_softcap_temperature",
     "softcap 30 (cap tanh(x / cap)) then temperature 0.7 on logits of scale 50",
     ops=("cross_entropy",),

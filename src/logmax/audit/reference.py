@@ -44,7 +44,24 @@ from logmax.audit.formats import Format, format_of
 EXTRA_BITS = 32  # first try: the format's precision plus this many bits
 MAX_PRECISION = 1 << 16  # give up (UncertifiedError) beyond this many bits
 
-Value = arb | fmpq | float  # an element: a ball, an exact rational, or an exact/special float
+
+@dataclass(frozen=True)
+class Split:
+    r"""A value :math:`X = A + t`: an exact rational :math:`A` and a ball :math:`t` (``parts()``),
+    with the sign of :math:`t` when it is known from the maths (``log1p(s) > 0`` for ``s > 0``).
+
+    ``ball`` is :math:`X` as one ball. When it does not round to one value because :math:`A` is
+    itself a rounding boundary and :math:`|t|` is far below any precision (``log_softmax`` of
+    ``[2.1e37, 6.3e37]`` in bfloat16: :math:`t = -e^{-4 \cdot 10^{37}}`), :math:`X` rounds like
+    :math:`A` nudged to the side of :math:`t` (:func:`_round_split`).
+    """
+
+    ball: arb
+    parts: Callable[[], tuple[Fraction, arb]]
+    sign: int | None = None
+
+
+Value = arb | fmpq | float | Split  # a ball, an exact rational, an exact/special float, a split
 
 
 class UncertifiedError(ArithmeticError):
@@ -147,6 +164,35 @@ def _place(v: arb, r: float, fmt: Format) -> tuple[float, float, float]:
     return frac, ulp, float(mid)
 
 
+def _round_fraction(x: Fraction, fmt: Format) -> float:
+    return fmt.round_rational(x.numerator, x.denominator)
+
+
+def _round_split(v: Split, fmt: Format) -> float | None:
+    r"""Round :math:`X = A + t` when :math:`t`'s sign is known and :math:`|t|` is small.
+
+    Every rounding boundary (format value or midpoint) is a multiple of :math:`2^{e_{min}-p}`, so
+    a boundary other than :math:`A` is at least :math:`\eta = 2^{e_{min}-p} / (2\,den(A))`
+    away from :math:`A`. Then all of :math:`(A, A + \sigma\eta]` rounds like
+    :math:`A + \sigma\eta`, and if :math:`A + \sigma |t|_{max}` rounds to the same value, so does
+    :math:`X` (rounding is monotone).
+    """
+    a, t = v.parts()
+    sign = v.sign
+    if sign is None:
+        sign = 1 if t > 0 else -1 if t < 0 else 0
+    if sign == 0:
+        return None
+    eta_bits = fmt.precision - fmt.emin + 1 + a.denominator.bit_length()  # eta >= 2^-eta_bits
+    r1 = _round_fraction(a + sign * Fraction(1, 1 << eta_bits), fmt)
+    man, exp = (int(v) for v in t.abs_upper().man_exp())
+    if man.bit_length() + exp < -eta_bits:  # |t| < eta: within the boundary-free stretch
+        return r1
+    t_max = Fraction(man) * (Fraction(2) ** exp)
+    r2 = _round_fraction(a + sign * t_max, fmt)
+    return r1 if r1 == r2 else None
+
+
 def certify(
     n: int,
     evaluate: Callable[[Sequence[int]], list[Value]],
@@ -156,7 +202,8 @@ def certify(
     """Certify ``n`` elements: ``evaluate(indices)`` returns their values at ``ctx.prec`` bits.
 
     Each element is rounded when its ball rounds to one value; the others are evaluated again
-    with twice the precision. ``fmpq`` values are rounded exactly; floats are exact (or special).
+    with twice the precision. ``fmpq`` values are rounded exactly; floats are exact (or special);
+    a :class:`Split` whose ball is undecided is tried with :func:`_round_split`.
     """
     rounded = np.empty(n)
     frac = np.zeros(n)
@@ -179,6 +226,14 @@ def certify(
                 if isinstance(v, fmpq):
                     r = fmt.round_rational(int(v.p), int(v.q))
                     v = arb(v)
+                elif isinstance(v, Split):
+                    r = _round_ball(v.ball, fmt)
+                    if r is None:
+                        r = _round_split(v, fmt)
+                    if r is None:
+                        again.append(i)
+                        continue
+                    v = v.ball
                 else:
                     if isinstance(v, float):
                         v = arb(v)
@@ -327,7 +382,11 @@ class Logits:
             if not self.keep[r, i]:
                 return -math.inf
             row = self.row(r)
-            return row.d[i] - row.log1p_s
+            ball = row.d[i] - row.log1p_s
+            exact_d = self._exact_d(r, i)
+            if exact_d is None:
+                return ball
+            return Split(ball, lambda: (exact_d, -row.log1p_s), -1 if self._has_s(r) else None)
 
         return self._elements(value)
 
@@ -348,7 +407,26 @@ class Logits:
         if self.empty[r]:
             return -math.inf
         row = self.row(r)
-        return row.m + row.log1p_s
+        ball = row.m + row.log1p_s
+        exact_m = self._exact_d(r, None)
+        if exact_m is None:
+            return ball
+        return Split(ball, lambda: (exact_m, row.log1p_s), 1 if self._has_s(r) else None)
+
+    def _exact_d(self, r: int, i: int | None) -> Fraction | None:
+        """``d_i = z_i - m`` (or ``m`` itself for ``i=None``) as an exact rational, if it is one
+        (no softcap: ``z = x / T`` with ``T`` a float)."""
+        if self.softcap is not None:
+            return None
+        xk = Fraction(float(self.rows[r, self.k[r]]))
+        xi = Fraction(0) if i is None else Fraction(float(self.rows[r, i])) - xk
+        if i is None:
+            xi = xk
+        return xi / Fraction(self.temperature)
+
+    def _has_s(self, r: int) -> bool:
+        """The row keeps more than one entry, so ``s > 0`` and ``log1p(s) > 0``."""
+        return int(np.count_nonzero(self.keep[r])) > 1
 
     def _weighted_sum(self, r: int) -> arb | None:
         """``sum b_i e^{d_i}`` of row ``r`` (``None`` when it is exactly 0)."""
@@ -463,10 +541,8 @@ class Logits:
         def evaluate_total(indices: Sequence[int]) -> list[Value]:
             if mean and denominator == 0:
                 return [0.0]
-            total = _sum_values([row_loss(r) for r in range(n_rows)])
-            if mean and isinstance(total, arb):
-                total = total / arb(fmpq(denominator.numerator, denominator.denominator))
-            return [total]
+            rows = [row_loss(r) for r in range(n_rows)]
+            return [_sum_values(rows, denominator if mean else Fraction(1))]
 
         return certify(1, evaluate_total, self.fmt, ())
 
@@ -478,19 +554,36 @@ class Logits:
             return math.inf if infinite else 0.0
         row = self.row(r)
         total = arb(0)
+        used = []
         for c, coef in enumerate(coefs):
             if coef == 0:
                 continue
             if row.d[c] is None:
                 infinite = True
                 continue
+            used.append(c)
             total += _arb(coef) * (row.log1p_s - row.d[c])
         if infinite:
             return math.inf
         if z_coef:
             lse = row.m + row.log1p_s
             total += _arb(z_coef) * lse * lse
-        return total
+        if self.softcap is not None:
+            return total
+
+        def parts() -> tuple[Fraction, arb]:
+            # sum_c coef_c (L - d_c) + z (m + L)^2 = [-sum coef_c d_c + z m^2] + t
+            m = self._exact_d(r, None)
+            exact = -sum((coefs[c] * self._exact_d(r, c) for c in used), Fraction(0))
+            exact += z_coef * m * m
+            L = row.log1p_s
+            t = _arb(sum((coefs[c] for c in used), Fraction(0))) * L
+            if z_coef:
+                t += _arb(z_coef) * L * (2 * _arb(m) + L)
+            return exact, t
+
+        positive = self._has_s(r) and (z_coef == 0 or self.rows[r, self.k[r]] >= 0)
+        return Split(total, parts, 1 if positive else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,15 +616,30 @@ def _fmpq(v: float) -> fmpq:
     return fmpq(*v.as_integer_ratio())
 
 
-def _sum_values(values: list[Value]) -> Value:
-    """Sum of balls and special floats: NaN wins, then infinities (NaN if both signs)."""
+def _sum_values(values: list[Value], divisor: Fraction = Fraction(1)) -> Value:
+    """Sum of values over ``divisor``: NaN wins, then infinities (NaN if both signs). A sum of
+    splits (and exact zeros) is a split."""
     specials = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
     if specials:
         return float(sum(specials))
     total = arb(0)
     for v in values:
-        total += v if isinstance(v, arb) else arb(v)
-    return total
+        total += v.ball if isinstance(v, Split) else v if isinstance(v, arb) else arb(v)
+    total = total / _arb(divisor)
+    splits = [v for v in values if isinstance(v, Split)]
+    if not splits or any(not isinstance(v, (Split, float)) for v in values):
+        return total
+    signs = {v.sign for v in splits}
+
+    def parts() -> tuple[Fraction, arb]:
+        pairs = [v.parts() for v in splits]
+        exact = sum((a for a, _ in pairs), Fraction(0)) / divisor
+        t = arb(0)
+        for _, ti in pairs:
+            t += ti
+        return exact, t / _arb(divisor)
+
+    return Split(total, parts, signs.pop() if len(signs) == 1 else None)
 
 
 def _cancels_exactly(xs: np.ndarray, bs: np.ndarray, keep: np.ndarray) -> bool:
