@@ -60,8 +60,9 @@ def test_softmax_dtype_argument_and_implicit_dim(path, gen, name):
     ours = getattr(lt, name)(x, dim=1, dtype=torch.float64)
     assert ours.dtype == torch.float64
     torch.testing.assert_close(ours, getattr(F, name)(x, dim=1, dtype=torch.float64), **TOL)
-    with pytest.warns(UserWarning, match="Implicit dimension"):
+    with pytest.warns(UserWarning, match="Implicit dimension") as caught:
         implicit = getattr(lt, name)(x.double())
+    assert caught[0].filename == __file__  # names the caller's line
     torch.testing.assert_close(implicit, getattr(F, name)(x.double(), dim=1), **TOL)
 
 

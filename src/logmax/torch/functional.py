@@ -45,12 +45,12 @@ __all__ = ["cross_entropy", "log_softmax", "logsumexp", "nll_loss", "softmax"]
 _eager = torch.compiler.disable
 
 
-def _legacy_softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+def _legacy_softmax_dim(name: str, ndim: int) -> int:
     # torch.nn.functional._get_softmax_dim: the implicit dim of old torch versions.
     warnings.warn(
         f"Implicit dimension choice for {name} has been deprecated. "
         "Change the call to include dim=X as an argument.",
-        stacklevel=stacklevel,
+        stacklevel=guard.caller_stacklevel(),
     )
     return 0 if ndim in (0, 1, 3) else 1
 
@@ -91,6 +91,7 @@ def softmax(
         input: floating tensor.
         dim: the dim to normalise; ``None`` picks torch's deprecated implicit dim (with its
             warning).
+        _stacklevel: accepted for torch's signature; the warning names the caller's line.
         dtype: cast ``input`` to this dtype first (as torch).
         temperature: divides the input first.
         nan_policy: ``'propagate'`` (a row with NaN or ``+inf`` gives NaN) or ``'raise'``
@@ -106,7 +107,7 @@ def softmax(
         tensor([[0.5000, 0.5000, 0.0000]])
     """
     if dim is None:
-        dim = _legacy_softmax_dim("softmax", input.dim(), _stacklevel)
+        dim = _legacy_softmax_dim("softmax", input.dim())
     if dtype is not None:
         input = input.to(dtype)
     _check_float(input, "input")
@@ -134,7 +135,7 @@ def log_softmax(
         tensor([-2000., -1000.,     0.])
     """
     if dim is None:
-        dim = _legacy_softmax_dim("log_softmax", input.dim(), _stacklevel)
+        dim = _legacy_softmax_dim("log_softmax", input.dim())
     if dtype is not None:
         input = input.to(dtype)
     _check_float(input, "input")

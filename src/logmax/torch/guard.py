@@ -31,9 +31,13 @@ False negatives (the guard stays silent although the input is wrong):
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import torch
+
+# Frames inside these folders are skipped when a warning names the line that caused it.
+_INTERNAL_DIRS = (os.path.dirname(__file__) + os.sep, os.path.dirname(torch.__file__) + os.sep)
 
 ENV_VAR = "LOGMAX_INPUT_GUARD"
 
@@ -131,5 +135,19 @@ def _warn(what: str) -> None:
         "logmax.torch.nll_loss on log-probabilities. If these really are logits, silence this "
         f"with logmax.torch.set_input_guard(False) or {ENV_VAR}=0. (Shown once.)",
         InputGuardWarning,
-        stacklevel=4,
+        stacklevel=caller_stacklevel(),
     )
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` that names the first frame of the user's code.
+
+    Frames in ``logmax.torch`` and in torch itself (``nn.Module.__call__``, the wrappers of
+    ``torch.compiler.disable``) are skipped, however many there are.
+    """
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level
