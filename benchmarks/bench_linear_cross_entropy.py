@@ -7,7 +7,9 @@ Compares, on the CPU (float32 by default, N=4096 tokens, D=1024, V=65536 classes
   (skipped if this torch lacks it);
 - ``cce``: Apple's cut-cross-entropy ``linear_cross_entropy(..., impl='torch_compile')`` (skipped
   when not installed);
-- ``logmax``: :func:`logmax.torch.linear_cross_entropy`.
+- ``logmax``: :func:`logmax.torch.linear_cross_entropy` (default ``backend='torch'``);
+- ``logmax_core``: the same with ``backend='core'`` (each chunk through logmax's NumPy
+  cross-entropy and its Numba kernel).
 
 Each measurement runs in a fresh process (``--measure NAME``): inputs are allocated, a small
 warm-up call initialises the implementation, the peak resident memory is reset
@@ -27,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
 import time
 
-IMPLS = ("naive", "torch_chunked", "cce", "logmax")
+IMPLS = ("naive", "torch_chunked", "cce", "logmax", "logmax_core")
 
 
 def _status_kib(field: str) -> int:
@@ -62,10 +65,11 @@ def _make_step(name: str, dtype):
         except ImportError:
             return "cut-cross-entropy is not installed"
         return lambda h, W, y: cce(h, W, y, impl="torch_compile")
-    if name == "logmax":
-        from logmax.torch.linear_cross_entropy import linear_cross_entropy
+    if name in ("logmax", "logmax_core"):
+        from logmax.torch import linear_cross_entropy
 
-        return lambda h, W, y: linear_cross_entropy(h, W, y)
+        backend = "core" if name == "logmax_core" else "torch"
+        return lambda h, W, y: linear_cross_entropy(h, W, y, backend=backend)
     raise ValueError(f"unknown implementation {name!r}")
 
 
@@ -91,14 +95,17 @@ def measure(name: str, n: int, d: int, v: int, dtype_name: str, seed: int) -> di
     baseline = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak resident set to the current one
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     loss = step(h, W, y)
     loss.backward()
     seconds = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     peak = _status_kib("VmHWM")
     return {
         "name": name,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "peak_extra_mib": (peak - baseline) / 1024,
         "loss": float(loss),
         "grad_w_norm": float(W.grad.double().norm()),
@@ -144,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[name] = r["skipped"]
             else:
                 runs[name].append(r)
-                print(
-                    f"  {name:14s} {r['seconds']:7.2f} s {r['peak_extra_mib']:8.0f} MiB", flush=True
+                line = (
+                    f"  {name:14s} {r['seconds']:7.2f} s (cpu {r['cpu_seconds']:6.2f} s) "
+                    f"{r['peak_extra_mib']:8.0f} MiB"
                 )
+                print(line, flush=True)
 
     print(
         f"\nlinear + cross-entropy, forward + backward, CPU {args.dtype}, "
@@ -154,17 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     base = statistics.median(r["seconds"] for r in runs["naive"]) if runs.get("naive") else None
     ref_loss = runs["naive"][0]["loss"] if runs.get("naive") else None
-    print(f"{'implementation':16s} {'time s':>8s} {'vs naive':>9s} {'peak MiB':>9s} {'loss':>12s}")
+    head = ("implementation", "time s", "vs naive", "cpu s", "peak MiB", "loss")
+    print("{:16s} {:>8s} {:>9s} {:>8s} {:>9s} {:>12s}".format(*head))
     for name in impls:
         if name in skipped:
             print(f"{name:16s} skipped: {skipped[name]}")
             continue
         rs = runs[name]
         t = statistics.median(r["seconds"] for r in rs)
+        cpu = statistics.median(r["cpu_seconds"] for r in rs)
         mem = statistics.median(r["peak_extra_mib"] for r in rs)
         ratio = f"{t / base:8.2f}x" if base else "       -"
         loss = rs[0]["loss"]
-        print(f"{name:16s} {t:8.2f} {ratio:>9s} {mem:9.0f} {loss:12.7f}")
+        print(f"{name:16s} {t:8.2f} {ratio:>9s} {cpu:8.2f} {mem:9.0f} {loss:12.7f}")
         if ref_loss is not None and abs(loss - ref_loss) > 1e-4 * abs(ref_loss):
             print(f"  warning: {name}'s loss differs from naive's ({ref_loss})")
     return 0

@@ -130,6 +130,13 @@ def test_matches_naive(dtype, chunks, options, gen):
     _check(dtype, gen, chunks, dict(options))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_core_backend_matches_naive(dtype, options, gen):
+    """backend='core': each chunk through logmax's NumPy cross-entropy (Numba on the CPU)."""
+    _check(dtype, gen, {"chunk_size": 5, "backend": "core"}, dict(options))
+
+
 def test_one_column_blocks(gen):
     _check(
         torch.float64, gen, {"chunk_size": 16, "vocab_chunk_size": 1}, dict(OPTIONS["everything"])

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from logmax.torch import _lce_core
 from logmax.torch import _lce_math as lm
 
 MIB = 1 << 20
@@ -46,6 +47,7 @@ class Plan:
     vocab_chunk: int  # columns per block (the vocabulary size: no cutting)
     group_rows: int  # rows per elementwise group inside a chunk
     n_classes: int
+    core: bool = False  # whole-row chunks go through logmax's NumPy cross-entropy
 
     @property
     def streaming(self) -> bool:
@@ -53,10 +55,12 @@ class Plan:
         return self.vocab_chunk < self.n_classes
 
 
-def bytes_per_logit(dtype: torch.dtype, softcap: bool, grouped: bool) -> int:
+def bytes_per_logit(dtype: torch.dtype, softcap: bool, grouped: bool, core: bool = False) -> int:
     """Workspace bytes per logit of a chunk."""
     wd = work_dtype(dtype)
     per = torch.finfo(wd).bits // 8
+    if core:
+        per *= 2  # the core returns the gradient in a new array
     if dtype in LOW_PRECISION:
         per += torch.finfo(dtype).bits // 8  # the 16-bit copy for the matrix products
     if softcap and not grouped:
@@ -73,6 +77,7 @@ def make_plan(
     chunk_size: int | None,
     vocab_chunk_size: int | None,
     memory_budget: int | None,
+    backend: str = "torch",
 ) -> Plan:
     """Chunk sizes: the user's, or the largest that keep the workspace within the budget.
 
@@ -80,8 +85,9 @@ def make_plan(
     gradient; the gradients of ``W`` and ``h`` themselves come on top of it.
     """
     budget = memory_budget or DEFAULT_BUDGET.get(device.type, OTHER_BUDGET)
-    grouped = device.type == "cpu"
-    per = bytes_per_logit(dtype, softcap, grouped)
+    core = backend == "core" and device.type == "cpu"
+    grouped = device.type == "cpu" and not core
+    per = bytes_per_logit(dtype, softcap, grouped, core)
     n_cls = max(n_classes, 1)
     rows, cols = chunk_size, vocab_chunk_size
     if rows is None and cols is None:
@@ -103,7 +109,7 @@ def make_plan(
         group = max(1, min(rows, CPU_GROUP_BYTES // (cols * wbytes)))
     else:
         group = rows
-    return Plan(rows, cols, group, n_cls)
+    return Plan(rows, cols, group, n_cls, core and not streaming)
 
 
 @dataclass
@@ -253,9 +259,13 @@ def _one_thread(enabled: bool) -> Iterator[None]:
 
 
 def _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out):
-    """One chunk with whole rows: the logits buffer ends up holding the gradient."""
+    """One chunk with whole rows; returns the gradient of its logits (the logits buffer itself
+    on the torch path)."""
     x = _logits(ws, h_c, W, b)
     r, c = x.shape
+    if plan.core and _lce_core.applies(spec, x.dtype, x.device, rc.lse_grad is not None):
+        g = _lce_core.chunk(x, rc if want_grad else _no_grad(rc), spec, loss_out, lse_out)
+        return g
     grouped = plan.group_rows < r
     with _one_thread(grouped and x.device.type == "cpu"):
         for g0, g1 in _for_groups(r, plan.group_rows):
@@ -270,6 +280,10 @@ def _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_ou
             if want_grad:
                 lm.block_grad(z, tanh, res, rg, 0, spec)
     return x
+
+
+def _no_grad(rows: lm.Rows) -> lm.Rows:
+    return lm.Rows(rows.target, rows.row_weight, rows.counted, None, None)
 
 
 def _chunk_streaming(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out, dh, dW, db):

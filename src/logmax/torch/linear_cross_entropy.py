@@ -34,6 +34,8 @@ from logmax.torch import _lce_math as lm
 
 __all__ = ["LinearCrossEntropyLoss", "linear_cross_entropy"]
 
+BACKENDS = ("torch", "core")
+
 
 def linear_cross_entropy(
     input: torch.Tensor,
@@ -52,6 +54,7 @@ def linear_cross_entropy(
     chunk_size: int | None = None,
     vocab_chunk_size: int | None = None,
     memory_budget: int | None = None,
+    backend: str = "torch",
     options: Any = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""``cross_entropy(linear(input, linear_weight, linear_bias), target)`` in chunks.
@@ -82,6 +85,11 @@ def linear_cross_entropy(
         vocab_chunk_size: classes per block when rows are cut; default: whole rows unless the
             budget cannot hold 32 of them.
         memory_budget: bytes of chunk workspace (logits, their gradient and 16-bit copies).
+        backend: how each chunk's cross-entropy is computed: ``'torch'`` (torch operations in
+            the work dtype with logmax's log1p forms, on cache-sized row groups on the CPU) or
+            ``'core'`` (CPU: logmax's NumPy cross-entropy and its Numba kernel per chunk,
+            computed in float64 or double-double; slower, and needs a second chunk-sized
+            buffer; other devices use ``'torch'``).
         options: torch's ``LinearCrossEntropyOptions``; only its ``batch_chunk_size`` is read
             (as ``chunk_size``), so torch code runs unchanged.
 
@@ -119,7 +127,7 @@ def linear_cross_entropy(
     prep = _prepare(
         input, linear_weight, target, linear_bias, weight, reduction, int(ignore_index),
         label_smoothing, softcap, z_loss, temperature, return_lse, chunk_size,
-        vocab_chunk_size, memory_budget,
+        vocab_chunk_size, memory_budget, backend,
     )  # fmt: skip
     needs = (input.requires_grad, linear_weight.requires_grad, linear_bias is not None and
              linear_bias.requires_grad)  # fmt: skip
@@ -162,6 +170,7 @@ class LinearCrossEntropyLoss(nn.Module):
         chunk_size: int | None = None,
         vocab_chunk_size: int | None = None,
         memory_budget: int | None = None,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         checks.check_reduction(reduction)
@@ -176,6 +185,7 @@ class LinearCrossEntropyLoss(nn.Module):
         self.chunk_size = chunk_size
         self.vocab_chunk_size = vocab_chunk_size
         self.memory_budget = memory_budget
+        self.backend = backend
 
     def forward(
         self,
@@ -191,6 +201,7 @@ class LinearCrossEntropyLoss(nn.Module):
             softcap=self.softcap, z_loss=self.z_loss, temperature=self.temperature,
             return_lse=self.return_lse, chunk_size=self.chunk_size,
             vocab_chunk_size=self.vocab_chunk_size, memory_budget=self.memory_budget,
+            backend=self.backend,
         )  # fmt: skip
 
     def extra_repr(self) -> str:
@@ -214,8 +225,11 @@ class _Prepared:
 def _prepare(
     input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing,
     softcap, z_loss, temperature, return_lse, chunk_size, vocab_chunk_size, memory_budget,
+    backend,
 ) -> _Prepared:  # fmt: skip
     checks.check_reduction(reduction)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     eps = checks.check_label_smoothing(label_smoothing)
     cap = checks.check_softcap(softcap)
     zeta = checks.check_z_loss(z_loss)
@@ -318,7 +332,7 @@ def _prepare(
     n_proc = y.shape[0] if rows_index is None else rows_index.shape[0]
     plan = engine.make_plan(
         n_proc, n_cls, input.dtype, device, cap is not None, chunk_size, vocab_chunk_size,
-        memory_budget,
+        memory_budget, backend,
     )  # fmt: skip
 
     def select(t: torch.Tensor) -> torch.Tensor:
