@@ -44,7 +44,7 @@ def test_deliberate_mistakes_in_the_project_are_found():
     if not paths:
         pytest.skip("no deliberate reproductions in this checkout")
     codes = {f.code for f in lint_paths(paths)}
-    assert codes <= {"LMX103", "LMX104", "LMX105", "LMX107"}
+    assert codes and all(code.startswith("LMX1") for code in codes)
 
 
 def test_every_prefix_of_every_fixture_is_linted_without_an_exception():

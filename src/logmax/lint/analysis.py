@@ -53,6 +53,7 @@ from logmax.lint.values import (
     SUM_EXP,
     SUM_FUNCS,
     ClassInfo,
+    Function,
     Instance,
     Loss,
     Producer,
@@ -60,6 +61,22 @@ from logmax.lint.values import (
     Tup,
     join,
 )
+
+# How deep calls are followed with known arguments: train(model) -> step(model) -> loss.
+MAX_CALL_DEPTH = 2
+
+
+def _interesting(value: object) -> bool:
+    """Whether an argument is worth analysing a function again for."""
+    if isinstance(value, Tensor):
+        return value.kind in (PROBS, LOG_PROBS)
+    if isinstance(value, Producer):
+        return isinstance(value.returns, Tensor | Tup)
+    if isinstance(value, Loss):
+        return True
+    if isinstance(value, Instance):
+        return value.cls.forward is not None
+    return False
 
 
 @dataclass(frozen=True)
@@ -129,6 +146,8 @@ class Analyzer(RuleChecks, Fixes):
         self.where = where
         self.imports = ImportTable(tree)
         self.findings: dict[tuple[str, int, int], RawFinding] = {}
+        self.depth = 0  # calls being analysed again with known arguments
+        self.suppressed: set[tuple[str, int, int]] = set()  # said better by another finding
 
     # -- output --------------------------------------------------------------------------------
 
@@ -163,10 +182,19 @@ class Analyzer(RuleChecks, Fixes):
     ) -> None:
         line, col, end_line, end_col = self._span(node)
         key = (code, line, col)
-        if key not in self.findings:
+        if key not in self.findings and key not in self.suppressed:
             self.findings[key] = RawFinding(
                 code, line, col + 1, end_line, end_col + 1, message, hint, edit
             )
+
+    def suppress(self, code: str, node: ast.AST) -> None:
+        """Drop the finding ``code`` at ``node`` (now and when met again), unless it is fixable."""
+        line, col, _, _ = self._span(node)
+        key = (code, line, col)
+        finding = self.findings.get(key)
+        if finding is None or finding.edit is None:
+            self.findings.pop(key, None)
+            self.suppressed.add(key)
 
     def describe(self, value: Tensor, node: ast.AST | None = None) -> str:
         """``F.softmax, line 12`` (just ``F.softmax`` when made on the line of ``node``)."""
@@ -291,31 +319,64 @@ class Analyzer(RuleChecks, Fixes):
         scope: Scope,
         cls: ClassInfo | None = None,
     ) -> object:
-        inner = Scope(parent=scope, cls=cls)
-        args = node.args
-        params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
-        for default in [*args.defaults, *args.kw_defaults]:
+        for default in [*node.args.defaults, *node.args.kw_defaults]:
             if default is not None:
                 self.eval(default, scope)
-        for param in [*params, args.vararg, args.kwarg]:
+        if isinstance(node, ast.Lambda):
+            inner = self.bind(node, scope, cls, [], {})
+            return Producer(self.eval(node.body, inner))
+        return Function(node, scope, cls, self.run_function(node, scope, cls, [], {}))
+
+    def bind(
+        self, node: ast.AST, scope: Scope, cls: ClassInfo | None, args: list, kwargs: dict
+    ) -> Scope:
+        """The scope of a call: parameters bound to the values given, the others unknown."""
+        inner = Scope(parent=scope, cls=cls)
+        spec = node.args
+        positional = [*spec.posonlyargs, *spec.args]
+        for param in [*positional, *spec.kwonlyargs, spec.vararg, spec.kwarg]:
             if param is not None:
                 inner.env[param.arg] = None
-        if cls is not None and [*args.posonlyargs, *args.args]:
-            inner.self_name = [*args.posonlyargs, *args.args][0].arg
+        if cls is not None and positional:
+            inner.self_name = positional[0].arg
             inner.env[inner.self_name] = Instance(cls)
-        if isinstance(node, ast.Lambda):
-            return Producer(self.eval(node.body, inner)) if node.body else None
+            positional = positional[1:]
+        for param, value in zip(positional, args, strict=False):
+            inner.env[param.arg] = value
+        for name, value in kwargs.items():
+            if name in inner.env and name != inner.self_name:
+                inner.env[name] = value
+        return inner
+
+    def run_function(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        scope: Scope,
+        cls: ClassInfo | None,
+        args: list,
+        kwargs: dict,
+    ) -> object:
+        """What a call returns: the join of every ``return``; None for generators."""
+        inner = self.bind(node, scope, cls, args, kwargs)
         inner.function = True
         self.exec_body(node.body, inner)
-        if inner.generator:
+        if inner.generator or not inner.returns:
             return None
-        returns = inner.returns
-        if not returns:
-            return None
-        value = returns[0]
-        for other in returns[1:]:
+        value = inner.returns[0]
+        for other in inner.returns[1:]:
             value = join(value, other)
-        return Producer(value, node.name) if value is not None else None
+        return value
+
+    def call_function(self, function: Function, args: list, kwargs: dict) -> object:
+        """A call of a ``def``: analysed again with its arguments when some of them are known."""
+        known = [*args, *kwargs.values()]
+        if self.depth >= MAX_CALL_DEPTH or not any(_interesting(v) for v in known):
+            return function.returns
+        self.depth += 1
+        try:
+            return self.run_function(function.node, function.scope, function.cls, args, kwargs)
+        finally:
+            self.depth -= 1
 
     def class_value(self, node: ast.ClassDef, scope: Scope) -> ClassInfo:
         info = ClassInfo(node.name)
@@ -347,7 +408,7 @@ class Analyzer(RuleChecks, Fixes):
         for method in forwards:
             info.methods[method.name] = value = self.function_value(method, scope, info)
             if method.name == "forward" or info.forward is None:
-                info.forward = value.returns if isinstance(value, Producer) else None
+                info.forward = value.returns if isinstance(value, Function) else None
         for method in others:
             info.methods[method.name] = self.function_value(method, scope, info)
         return info
@@ -568,6 +629,8 @@ class Analyzer(RuleChecks, Fixes):
     def call_value(self, node: ast.Call, callee: object, args: list, kwargs: dict) -> object:
         if isinstance(callee, Producer):
             return callee.returns
+        if isinstance(callee, Function):
+            return self.call_function(callee, args, kwargs)
         if isinstance(callee, Loss):
             self.check_loss(node, callee.kind, ast.unparse(node.func), args, kwargs)
             return None
@@ -625,7 +688,7 @@ class Analyzer(RuleChecks, Fixes):
         scope: Scope,
     ) -> object:
         method = func.attr
-        if isinstance(receiver, Producer | Instance | Tup | ClassInfo | Loss):
+        if isinstance(receiver, Producer | Function | Instance | Tup | ClassInfo | Loss):
             return receiver if method in SAME_VALUE_METHODS else None
         if method == "softmax":
             return Tensor(PROBS, ".softmax()", node.lineno, sibling=".log_softmax()")

@@ -6,7 +6,9 @@ The analysis does not run code; it follows what each expression *is*:
   ``exp`` (``exp(x)``, remembering ``x`` and whether it was shifted by a max), ``sum_exp``
   (``sum(exp(x))``) or ``shifted`` (``x - m``).
 - :class:`Producer`: something that returns a value when called: ``nn.Softmax(dim=1)``, an
-  ``nn.Sequential`` ending in one, a user function whose every ``return`` gives a softmax.
+  ``nn.Sequential`` ending in one, ``F.softmax`` used as a value.
+- :class:`Function`: a ``def`` of the analysed code; a call gives what its ``return`` statements
+  give, analysed again with the call's arguments when they are known (``train(model, loss_fn)``).
 - :class:`Loss`: ``nn.CrossEntropyLoss()``, ``nn.NLLLoss()``, ``nn.MSELoss()``...
 - :class:`ClassInfo` / :class:`Instance`: a user class and its instances; calling an instance
   gives what ``forward`` returns, ``self.layer`` attributes are remembered per class.
@@ -41,6 +43,17 @@ class Tensor:
 class Producer:
     returns: object  # a value
     name: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Function:
+    """A ``def`` of the analysed code: what it returns for unknown arguments, and its node and
+    defining scope so that a call with known arguments can be analysed again with them bound."""
+
+    node: object  # ast.FunctionDef | ast.AsyncFunctionDef
+    scope: object  # the Scope it was defined in
+    cls: object  # the ClassInfo of a method, else None
+    returns: object
 
 
 @dataclass(frozen=True)
