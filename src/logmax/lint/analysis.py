@@ -1,14 +1,15 @@
-"""The checker: walks a parsed module once, following values through names, and reports.
+"""The checker: walks a parsed module, following values through names, and reports.
 
 How it works (see :mod:`logmax.lint.values` for the values):
 
 1. Imports are read first (:class:`~logmax.lint.names.ImportTable`), so ``F.softmax``,
    ``torch.softmax`` and ``from torch.nn.functional import softmax as sm`` are the same function.
 2. Statements run in order in an environment ``name -> value``. A ``def`` is analysed when it is
-   met, with its parameters unknown; if every ``return`` gives a softmax, the function becomes a
-   softmax producer. ``if``/``else`` branches are merged: a value survives only when both
-   branches agree, so ``if training: return logits`` does not make a ``forward`` look like a
-   softmax.
+   met, with its parameters unknown; if every ``return`` gives a softmax, a call of it gives one.
+   A call whose arguments are known (a softmax output, a model, a loss) runs the body again with
+   them bound, two calls deep. ``if``/``else`` branches are merged: a value survives only when
+   both branches agree, so ``if training: return logits`` does not make a ``forward`` look like
+   a softmax.
 3. A class is analysed method by method: ``__init__`` first (``self.act = nn.Softmax(1)`` is
    remembered), then the other methods, then ``forward`` (its return value is what calling an
    instance gives), then the other methods again so that ``self(x)`` is known in them.
