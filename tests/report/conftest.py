@@ -1,4 +1,5 @@
-"""A small real report, built once: ``logmax report --quick`` with a tiny study and audit."""
+"""A small real report, built once: ``logmax report --quick`` with a tiny study, audit and
+benchmark."""
 
 from __future__ import annotations
 
@@ -43,6 +44,20 @@ def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> Built:
                 ops=["log_softmax"],
                 impls=["logmax", "torch"],
                 cases=["seed002_alpha_sweep"],
+            ),
+        )
+    with contextlib.suppress(Exception):  # likewise for the benchmark: one tiny case
+        import logmax.bench
+
+        mp.setattr(
+            logmax.bench,
+            "run_bench",
+            functools.partial(
+                logmax.bench.run_bench,
+                ops=["log_softmax"],
+                shapes=[(64, 512)],
+                repeats=1,
+                peers=("torch",),
             ),
         )
     mp.setenv("COLUMNS", "200")

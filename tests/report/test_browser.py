@@ -64,7 +64,7 @@ def test_figures_render_in_headless_chromium(tiny_report, tmp_path: Path) -> Non
     match = re.search(r'data-probe="([^"]*)"', done.stdout)
     assert match, f"no probe result; stderr: {done.stderr[-2000:]}"
     images = json.loads(html.unescape(match.group(1)))
-    assert len(images) == tiny_report.html.count("<img ") == 4
+    assert len(images) == tiny_report.html.count("<img ") >= 4
     for complete, width, height in images:
         assert complete and width > 100 and height > 100
 

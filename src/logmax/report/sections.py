@@ -8,7 +8,6 @@ no number is ever shown that was not measured in this run.
 from __future__ import annotations
 
 import importlib
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -215,7 +214,7 @@ def _audit_parts(result: Any) -> list[Part]:
 
 # ---------------------------------------------------------------------------------------------
 def bench_section(quick: bool, progress: Progress | None = None) -> Section:
-    """``logmax.bench.run_bench(quick=True)``: ratios of logmax's time to the peers'."""
+    """``logmax.bench.run_bench(quick=True)``: logmax's speed relative to its peers."""
 
     def build(section: Section) -> None:
         run_bench, why = _import("logmax.bench", "run_bench")
@@ -223,9 +222,8 @@ def bench_section(quick: bool, progress: Progress | None = None) -> Section:
             section.unavailable = why
             return
         p = progress or Silent()
-        p.start("benchmark (quick)", 1)
-        result = run_bench(quick=True)
-        p.advance()
+        p.start("benchmark (quick)", _bench_steps())
+        result = run_bench(quick=True, progress=lambda _line: p.advance())
         section.parts.append(_bench_part(result))
         section.headline = section.parts[0].text
 
@@ -240,46 +238,76 @@ def bench_section(quick: bool, progress: Progress | None = None) -> Section:
     )
 
 
-def _rows_of(result: Any) -> list[dict[str, Any]]:
-    """The benchmark's rows as dicts, whatever container the result uses."""
-    for attr in ("rows", "summary", "records", "results"):
-        value = getattr(result, attr, None)
-        if callable(value):
-            value = value()
-        if value is not None:
-            result = value
-            break
-    rows = []
-    for row in result if isinstance(result, list | tuple) else []:
-        if isinstance(row, dict):
-            rows.append(row)
-        elif hasattr(row, "__dataclass_fields__"):
-            rows.append({k: getattr(row, k) for k in row.__dataclass_fields__})
-    return rows
-
-
-def _bench_cell(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.3g}"
-    return str(value)
+def _bench_steps() -> int:
+    """How many cases ``run_bench(quick=True)`` times (for the progress bar)."""
+    try:
+        from logmax.bench import OPS, QUICK_DTYPES, QUICK_SHAPES
+    except ImportError:
+        return 1
+    return len(OPS) * len(QUICK_SHAPES) * len(QUICK_DTYPES)
 
 
 def _bench_part(result: Any) -> Part:
-    rows = _rows_of(result)
-    if not rows:
-        text = getattr(result, "table", None)
-        text = text() if callable(text) else str(result)
-        return Part("bench-results", "Results", text="The benchmark's own table:",
-                    code=[Code("run_bench(quick=True)", text)])  # fmt: skip
-    columns = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_")))
+    from logmax.report.figures import speedup_figure
+
+    rows = list(result.rows)
     table = Table(
-        "run_bench(quick=True)",
-        tuple(columns),
-        tuple(tuple(_bench_cell(r.get(c, "")) for c in columns) for r in rows),
+        f"Median of {result.repeats} interleaved repeats, {result.threads} thread(s)",
+        ("op", "shape", "dtype", "implementation", "ms", "GB/s", "speed vs torch"),
+        tuple(
+            (
+                r.op,
+                r.shape,
+                r.dtype,
+                r.impl,
+                f"{r.ms:.2f}",
+                f"{r.gb_per_s:.2f}",
+                "1 (baseline)" if r.impl == "torch" else f"{r.speedup_vs_torch:.2f}x",
+            )
+            for r in rows
+        ),
     )
-    return Part("bench-results", "Results", text=f"{len(rows)} measurements.", tables=[table])
+    tables = [table]
+    if result.compile:
+        tables.append(
+            Table(
+                "First call of each logmax kernel (compile, or load from Numba's cache)",
+                ("op", "dtype", "seconds", "kind"),
+                tuple((c.op, c.dtype, f"{c.first_call_s:.2f}", c.kind) for c in result.compile),
+            )
+        )
+    findings = []
+    for r in rows:
+        if r.impl != "logmax":
+            continue
+        faster = r.speedup_vs_torch >= 1
+        findings.append(
+            Finding(
+                f"{r.op} {r.shape} {r.dtype}: logmax takes {r.ms:.2f} ms against torch's "
+                f"{r.ms * r.speedup_vs_torch:.2f} ms, "
+                + (
+                    f"{r.speedup_vs_torch:.2f}x faster."
+                    if faster
+                    else f"{1 / r.speedup_vs_torch:.2f}x SLOWER."
+                )
+            )
+        )
+    findings.extend(Finding(note) for note in result.notes)
+    speeds = [r.speedup_vs_torch for r in rows if r.impl == "logmax"]
+    text = (
+        f"{len(rows)} timings; logmax against torch from {min(speeds):.2f}x to {max(speeds):.2f}x."
+        if speeds
+        else f"{len(rows)} timings."
+    )
+    figures = [speedup_figure(rows)] if any(r.impl != "torch" for r in rows) else []
+    return Part(
+        "bench-results",
+        "Speed",
+        text=text,
+        tables=tables,
+        figures=figures,
+        findings=findings,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def training_table(summaries: list[Summary], config: TrainConfig) -> Table:
             "epochs per seed",
             f"seeds reaching {config.target_accuracy:.0%}",
             "final training loss",
-            "non-finite steps",
+            "steps with a non-finite loss",
         ),
         tuple(rows),
         note=(
