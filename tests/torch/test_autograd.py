@@ -203,3 +203,13 @@ def test_ignored_nan_row_with_softcap_has_zero_gradient(path, request, dtype):
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.equal(x.grad[0], torch.zeros(2, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_label_on_a_masked_class_gives_infinite_loss(path, dtype):
+    x = torch.tensor([[-INF, 0.25, -INF, -0.5]], dtype=dtype, requires_grad=True)
+    loss = lt.cross_entropy(x, torch.tensor([2]), reduction="none")
+    assert loss.item() == INF
+    loss.backward()
+    expected = torch.softmax(x.detach(), 1)  # p - onehot, 0 on the masked entries
+    torch.testing.assert_close(x.grad, expected)
