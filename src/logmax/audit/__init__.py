@@ -11,10 +11,13 @@
 
 Names are loaded on first use, so ``import logmax.audit`` (and ``logmax --help``) stays light.
 
-Example:
-    >>> from logmax.audit import run_audit
-    >>> result = run_audit(dtypes=["float32"], impls=["logmax"], quick=True)  # doctest: +SKIP
-    >>> print(result.table())  # doctest: +SKIP
+For the report::
+
+    from logmax.audit import run_audit, figure_error_vs_alpha, figure_loss_vs_margin, png_base64
+    result = run_audit(quick=True)            # every op, dtype and installed implementation
+    rows = result.summary()                   # dicts: op, impl, dtype, max_ulp, p99_ulp, ...
+    print(result.table())
+    img = png_base64(figure_error_vs_alpha(result))   # or write_outputs(result, folder)
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ _NAMES = {
     "FORMATS": "logmax.audit.formats",
     "figure_error_vs_alpha": "logmax.audit.figures",
     "figure_loss_vs_margin": "logmax.audit.figures",
+    "png_base64": "logmax.audit.figures",
     "write_outputs": "logmax.audit.page",
+    "render_html": "logmax.audit.page",
 }
 
 __all__ = sorted(_NAMES)

@@ -112,6 +112,32 @@ def _logmax() -> dict[str, OpFn]:
     }
 
 
+@implementation(
+    "logmax.core",
+    "logmax's NumPy frontend with LOGMAX_KERNELS=0: the core reference path (the kernels' oracle)",
+)
+def _logmax_core() -> dict[str, OpFn]:
+    import os
+
+    ops = _logmax()
+
+    def without_kernels(fn: OpFn) -> OpFn:
+        def run(x, target, **o):
+            saved = os.environ.get("LOGMAX_KERNELS")
+            os.environ["LOGMAX_KERNELS"] = "0"
+            try:
+                return fn(x, target, **o)
+            finally:
+                if saved is None:
+                    del os.environ["LOGMAX_KERNELS"]
+                else:
+                    os.environ["LOGMAX_KERNELS"] = saved
+
+        return run
+
+    return {op: without_kernels(fn) for op, fn in ops.items()}
+
+
 @implementation("logmax.kernels", "logmax's fast kernels called through their dispatch directly")
 def _logmax_kernels() -> dict[str, OpFn]:
     from logmax import kernels
