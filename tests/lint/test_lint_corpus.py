@@ -10,14 +10,17 @@
 
 from __future__ import annotations
 
+import ast
 import collections
 import os
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from logmax.lint import lint_paths, lint_source
+from logmax.lint import fix_source, lint_paths, lint_source
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -91,3 +94,24 @@ def test_all_of_torch_is_linted_without_a_crash():
     # files that do not parse on this Python (py312-only syntax in torch's test helpers)
     assert counts["LMX000"] <= 5
     assert len(findings) < files  # the linter is quiet on library code
+
+
+FIXTURE_TEXTS = [p.read_text() for p in sorted(FIXTURES.glob("LMX*.py"))]
+
+
+@given(
+    text=st.sampled_from(FIXTURE_TEXTS),
+    start=st.integers(0, 4000),
+    length=st.integers(0, 400),
+    insert=st.sampled_from(["", "(", ")", ":", "\n", "    ", "\\", '"', "#", "é", "\x00", "\r"]),
+)
+def test_mangled_code_is_never_a_crash(text, start, length, insert):
+    """Cut a piece out of a fixture and put junk in: findings or LMX000, never an exception."""
+    start = min(start, len(text))
+    mangled = text[:start] + insert + text[start + length :]
+    findings = lint_source(mangled, "mangled.py")
+    lines = mangled.count("\n") + 1
+    assert all(1 <= f.line <= lines and f.col >= 1 for f in findings)
+    fixed, _ = fix_source(mangled)
+    if not any(f.code == "LMX000" for f in findings):
+        ast.parse(fixed)  # a rewrite never breaks code that parsed

@@ -17,6 +17,7 @@ LMX000  syntax-error                    error     the file or notebook cell cann
 LMX101  softmax-into-cross-entropy      error     probabilities (softmax output) passed to
                                                   ``CrossEntropyLoss``/``F.cross_entropy``
 LMX102  probabilities-into-nll-loss     error     probabilities passed to ``NLLLoss``/``F.nll_loss``
+                                                  or as the input of ``KLDivLoss``/``F.kl_div``
 LMX103  log-of-softmax                  error     ``log(softmax(x))`` in any spelling
 LMX104  unshifted-softmax               error     ``exp(x) / exp(x).sum()`` without ``x - max``
 LMX105  unshifted-logsumexp             error     ``log(sum(exp(x)))`` without ``x - max``
@@ -43,8 +44,10 @@ LMX101 softmax-into-cross-entropy
     Fix: pass the logits (drop the Softmax); keep ``softmax`` for reporting probabilities only.
 LMX102 probabilities-into-nll-loss
     ``NLLLoss`` computes ``-input[target]``: it expects log-probabilities. Given probabilities the
-    loss is ``-p[target]``, a different objective with weak gradients. Fix: use ``log_softmax``
-    instead of ``softmax`` before ``NLLLoss``, or ``CrossEntropyLoss`` on the logits.
+    loss is ``-p[target]``, a different objective with weak gradients. ``KLDivLoss`` also takes
+    log-probabilities as its input (its target is probabilities, which is not reported). Fix: use
+    ``log_softmax`` instead of ``softmax`` before ``NLLLoss``/``KLDivLoss``, or
+    ``CrossEntropyLoss`` on the logits.
 LMX103 log-of-softmax
     ``softmax`` rounds small probabilities to 0 (below about 1e-38 in float32, i.e. a logit gap of
     ~87), and ``log(0) = -inf``; its gradient is NaN (seed 002: ``log(softmax(1000 * x))`` gives
@@ -135,7 +138,7 @@ RULES: dict[str, Rule] = {
             "LMX102",
             "probabilities-into-nll-loss",
             "error",
-            "probabilities passed to NLLLoss, which expects log-probabilities",
+            "probabilities passed to NLLLoss or KLDivLoss, which expect log-probabilities",
             "nll_loss(p) computes -p[target], not -log p[target]",
             "use log_softmax instead of softmax, or cross_entropy on the logits",
         ),

@@ -152,6 +152,7 @@ LOSS_FUNCS = {
     "logmax.cross_entropy": "cross_entropy",
     "logmax.torch.cross_entropy": "cross_entropy",
     "torch.nn.functional.nll_loss": "nll",
+    "torch.nn.functional.kl_div": "nll",  # input: log-probabilities too
     "logmax.nll_loss": "nll",
     "logmax.torch.nll_loss": "nll",
     "torch.nn.functional.mse_loss": "regression",
@@ -164,6 +165,7 @@ LOSS_LAYERS = {
     "logmax.torch.CrossEntropyLoss": "cross_entropy",
     "torch.nn.NLLLoss": "nll",
     "torch.nn.NLLLoss2d": "nll",
+    "torch.nn.KLDivLoss": "nll",
     "logmax.torch.NLLLoss": "nll",
     "torch.nn.MSELoss": "regression",
     "torch.nn.L1Loss": "regression",
