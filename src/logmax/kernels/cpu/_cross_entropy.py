@@ -76,6 +76,39 @@ def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
 
 
 @njit(fastmath=FM, cache=True)
+def _grad_hard(z, tdiv, m, inv, a, b, w, sc, g):
+    """:math:`g_j = (a p_j - b w_j) \\cdot sc`, 0 on masked entries (the vectorised hot loop)."""
+    if tdiv == 1.0:
+        for j in range(z.shape[0]):
+            d = np.float64(z[j]) - m
+            gj = (a * (exp_f64(d) * inv) - b * w[j]) * sc
+            g[j] = gj if d > -np.inf else 0.0
+    else:
+        for j in range(z.shape[0]):
+            d = np.float64(z[j]) / tdiv - m
+            gj = (a * (exp_f64(d) * inv) - b * w[j]) * sc
+            g[j] = gj if d > -np.inf else 0.0
+
+
+@njit(fastmath=FM, cache=True)
+def _grad_general(z, tdiv, m, inv, a, hard, trow, eps, b, w, sc, dcap, g):
+    """The gradient row for soft targets and/or a softcap (see the module docstring)."""
+    has_cap = dcap.shape[0] > 0
+    for j in range(z.shape[0]):
+        d = (np.float64(z[j]) / tdiv if tdiv != 1.0 else np.float64(z[j])) - m
+        p = exp_f64(d) * inv
+        if hard:
+            gj = a * p - b * w[j]
+        else:
+            tc = (1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]
+            gj = a * p - tc * w[j]
+        gj = gj * sc
+        if has_cap:
+            gj = gj * dcap[j]
+        g[j] = gj if d > -np.inf else 0.0
+
+
+@njit(fastmath=FM, cache=True)
 def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap):
     """Loss and lse of one row computed in float64; writes the gradient row ``g`` if asked.
 
@@ -129,26 +162,17 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
         a = (1.0 - eps) * row_w + b * w_sum + 2.0 * zl * row_w * lse
     else:
         a = tw_sum + 2.0 * zl * lse
-    has_cap = dcap.shape[0] > 0
-    for j in range(n_cls):
-        d = (np.float64(z[j]) / tdiv if tdiv != 1.0 else np.float64(z[j])) - m
-        p = exp_f64(d) * inv
-        if hard:
-            gj = a * p - b * w[j]
-        else:
-            tc = (1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]
-            gj = a * p - tc * w[j]
-        gj = gj * sc
-        if has_cap:
-            gj = gj * dcap[j]
-        g[j] = gj if d > -np.inf else 0.0
+    if hard and dcap.shape[0] == 0:
+        _grad_hard(z, tdiv, m, inv, a, b, w, sc, g)
+    else:
+        _grad_general(z, tdiv, m, inv, a, hard, trow, eps, b, w, sc, dcap, g)
     if hard and d_y > -np.inf:
         # 1 - p_y without cancellation: s / (1 + s) when y is the maximum
         one_minus_py = s * inv if d_y == 0.0 else ((s - exp_f64(d_y)) + 1.0) * inv
         p_y = exp_f64(d_y) * inv if d_y != 0.0 else inv
         gy = -(1.0 - eps) * row_w * one_minus_py + (b * w_sum + 2.0 * zl * row_w * lse) * p_y
         gy = (gy - b * w[y]) * sc
-        if has_cap:
+        if dcap.shape[0] > 0:
             gy = gy * dcap[y]
         g[y] = gy
     return loss, lse
@@ -208,7 +232,7 @@ def _ell_dd(l_hi, l_lo, x, m):
     """:math:`\\operatorname{log1p}(s) - (x - m)` with ``x - m`` exact: one final rounding."""
     d_hi, d_lo = two_sum(x, -m)
     v, err = two_sum(l_hi, -d_hi)
-    return v + (err + (l_lo - d_lo))
+    return v + (err + (l_lo - d_lo)) if d_hi > -np.inf else np.inf  # a masked class: -log 0
 
 
 @njit(parallel=True, fastmath=FM, cache=True)

@@ -178,11 +178,52 @@ def exp_dd(d_hi, d_lo):
 
 
 @njit(fastmath=FM, cache=True)
-def log1p_dd(s_hi, s_lo):
-    """:math:`\\log(1 + s_{hi} + s_{lo})` as a double-double, for ``s >= 0``.
+def exp_small_dd(a_hi, a_lo):
+    """:math:`e^{a_{hi} + a_{lo}}` to about :math:`2^{-59}` relative, as a double-double, for
+    :math:`0 \\le a \\le 700`.
 
-    libm's ``log1p`` of the high part plus the first-order term of the low part:
-    :math:`\\operatorname{log1p}(a + b) \\approx \\operatorname{log1p}(a) + b / (1 + a)`.
+    Slower than :func:`exp_dd` (its :math:`r^2` is exact and its low-order sum error-free); used
+    once per row, to refine :math:`\\operatorname{log1p}(s)`.
+    """
+    k = (a_hi * LOG2E + SHIFT) - SHIFT
+    r_hi = a_hi - k * LN2_HI  # exact
+    r, r_err = two_sum(r_hi, a_lo - k * LN2_LO)
+    q = 1.6059043836821613e-10
+    q = q * r + 2.08767569878681e-09
+    q = q * r + 2.505210838544172e-08
+    q = q * r + 2.755731922398589e-07
+    q = q * r + 2.7557319223985893e-06
+    q = q * r + 2.48015873015873e-05
+    q = q * r + 1.984126984126984e-04
+    q = q * r + 1.388888888888889e-03
+    q = q * r + 8.333333333333333e-03
+    q = q * r + 4.1666666666666664e-02
+    q = q * r + 1.6666666666666666e-01
+    r2 = r * r
+    r2_err = fma(r, r, -r2)  # r^2 = r2 + r2_err exactly
+    s1, e1 = two_sum(1.0, r)
+    s2, e2 = two_sum(s1, 0.5 * r2)
+    s3, e3 = two_sum(s2, r * r2 * q + 0.5 * r2_err)  # the r^3 tail: below 0.007
+    lo = (e1 + e2) + e3 + r_err * s3  # e^(r + r_err) = e^r (1 + r_err)
+    hi, lo = two_sum(s3, lo)
+    scale = pow2(np.int64(k))
+    return hi * scale, lo * scale
+
+
+@njit(fastmath=FM, cache=True)
+def log1p_dd(s_hi, s_lo):
+    """:math:`\\log(1 + s)` for :math:`s = s_{hi} + s_{lo} \\ge 0`, as a double-double good to
+    about :math:`2^{-58}` relative.
+
+    libm's ``log1p(s_hi)`` (within an ULP) and one Newton step,
+    :math:`L \\leftarrow L + ((1 + s) - e^L) / e^L`, with :math:`e^L` from
+    :func:`exp_small_dd` and the difference taken error-free. The extra bits matter where a
+    caller cancels against :math:`L`: ``m + log1p(s)`` near 0 (logsumexp of ``[-1, -1, -1]``).
     """
     base = np.log1p(s_hi)
-    return base, s_lo / (1.0 + s_hi)
+    if s_hi < 9.094947017729282e-13:  # 2^-40: 1 + s as a double-double has too few bits of s;
+        return base, s_lo / (1.0 + s_hi)  # libm's log1p is relatively accurate here anyway
+    e_hi, e_lo = exp_small_dd(base, 0.0)
+    a, a_err = two_sum(1.0, s_hi)
+    diff = (a - e_hi) + ((a_err + s_lo) - e_lo)  # a - e_hi is exact (Sterbenz)
+    return base, diff / e_hi
