@@ -33,6 +33,13 @@ def _codes(values: list[str] | None) -> list[str] | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    rules = "\n".join(f"  {r.code}  {r.severity:<7}  {r.summary}" for r in RULES.values())
+    parser.epilog = (
+        f"rules:\n{rules}\n\n"
+        "exit status: 0 nothing found, 1 found (after --fix: something left), 2 missing path.\n"
+        "'# noqa: LMX103' on a line silences that code there; '# noqa' silences all."
+    )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, notebooks")
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
     parser.add_argument(
@@ -79,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
                 difflib.unified_diff(
                     before.decode(source.encoding, "replace").splitlines(keepends=True),
                     after.decode(source.encoding, "replace").splitlines(keepends=True),
-                    fromfile=f"a/{path}",
-                    tofile=f"b/{path}",
+                    fromfile=path if os.path.isabs(path) else f"a/{path}",
+                    tofile=path if os.path.isabs(path) else f"b/{path}",
                 )
             )
         else:
