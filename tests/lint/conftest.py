@@ -24,7 +24,7 @@ def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    path.write_text(json.dumps(notebook, indent=1))
+    path.write_text(json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n")
     return path
 
 

@@ -68,7 +68,17 @@ def test_fix_rewrites_only_the_cell_source(notebook, capsys, tmp_path):
                      "a = torch.log(torch.softmax(x, dim=1))\nb = x.softmax(1).log()"),
         ],
     )  # fmt: skip
+    before = path.read_text().splitlines()
     assert main(["lint", "--fix", str(path)]) == 0
+    after = path.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed == [
+        (
+            '    "a = torch.log(torch.softmax(x, dim=1))\\n",',
+            '    "a = torch.log_softmax(x, dim=1)\\n",',
+        ),
+        ('    "b = x.softmax(1).log()"', '    "b = x.log_softmax(1)"'),
+    ]
     notebook = json.loads(path.read_text())
     cells = notebook["cells"]
     assert "".join(cells[0]["source"]) == "%load_ext autoreload\nimport torch"

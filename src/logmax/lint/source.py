@@ -94,7 +94,9 @@ class Source:
     def dump(self) -> bytes:
         """The file's content as it should be written back."""
         if self.notebook is not None:
-            return (json.dumps(self.notebook, indent=1, ensure_ascii=False) + "\n").encode()
+            # as nbformat writes it, so that only the edited cells differ in a saved notebook
+            text = json.dumps(self.notebook, sort_keys=True, indent=1, ensure_ascii=False)
+            return (text + "\n").encode()
         return (self.text or "").encode(self.encoding)
 
     def _join_cells(self) -> None:
