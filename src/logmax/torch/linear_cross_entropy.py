@@ -61,7 +61,7 @@ def linear_cross_entropy(
 
     A drop-in for :func:`torch.nn.functional.linear_cross_entropy` (hard labels) that never holds
     the ``(N, V)`` logits: memory is the gradients of ``W`` and ``input`` plus one chunk's
-    workspace (``memory_budget``, default 64 MiB on the CPU, 512 MiB on other devices).
+    workspace (``memory_budget``, default 48 MiB on the CPU, 512 MiB on other devices).
 
     Args:
         input: hidden states, shape ``(..., D)`` (``(D,)``, ``(N, D)`` or ``(B, T, D)``).
@@ -108,7 +108,7 @@ def linear_cross_entropy(
 
     Example:
         >>> import torch
-        >>> from logmax.torch.linear_cross_entropy import linear_cross_entropy
+        >>> from logmax.torch import linear_cross_entropy
         >>> g = torch.Generator().manual_seed(0)
         >>> h = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
         >>> W = torch.randn(10, 4, generator=g, dtype=torch.float64, requires_grad=True)
@@ -146,7 +146,7 @@ class LinearCrossEntropyLoss(nn.Module):
 
     Example:
         >>> import torch
-        >>> from logmax.torch.linear_cross_entropy import LinearCrossEntropyLoss
+        >>> from logmax.torch import LinearCrossEntropyLoss
         >>> head = torch.nn.Linear(8, 100, bias=False)
         >>> loss_fn = LinearCrossEntropyLoss(label_smoothing=0.1, z_loss=1e-4)
         >>> hidden, target = torch.randn(2, 5, 8), torch.randint(0, 100, (2, 5))
