@@ -11,8 +11,8 @@ Which inputs take a kernel:
 - float16 and bfloat16: widened to float32 exactly, computed in float64, rounded once into the
   input dtype with :func:`logmax._core.dtypes.round_to`.
 - float64: computed in double-double (exact ``x - m``, double-double ``exp`` and sums), for
-  ``temperature == 1`` (and, for cross-entropy, no softcap, label smoothing or z-loss); otherwise
-  the reference (long double) keeps the promise.
+  ``temperature == 1`` (and, for cross-entropy, hard labels without softcap, label smoothing or
+  z-loss); otherwise the reference (long double) keeps the promise.
 - anything else (integer inputs, an empty class axis for losses): ``NotImplemented``.
 """
 
@@ -104,10 +104,10 @@ def _cross_entropy_op(
     if xc is None or x.shape[axis] == 0:
         return NotImplemented
     if xc.dtype == F64 and (
-        temperature != 1.0 or softcap is not None or label_smoothing != 0.0 or z_loss != 0.0
+        soft or temperature != 1.0 or softcap is not None or label_smoothing != 0.0 or z_loss != 0.0
     ):
-        # float64 gradients with these terms cancel (a p_j - b w_j); the reference's long double
-        # keeps them within 2 ULP, float64 arithmetic here would not.
+        # float64 gradients with these terms cancel (a p_j - t_j w_j); the reference's long
+        # double keeps them within 2 ULP, float64 arithmetic here would not.
         return NotImplemented
     if where is not None:
         xc = np.where(where, xc, xc.dtype.type(-np.inf))
