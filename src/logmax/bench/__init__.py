@@ -105,6 +105,23 @@ class BenchResult:
         return "\n".join(lines)
 
 
+def _quiet_idle_threads() -> float:
+    """Keep idle OpenMP threads from spinning; returns the pause to leave between calls.
+
+    torch and Numba both run OpenMP thread pools whose idle threads spin for a while after each
+    parallel region. Interleaved in one process on few cores, one library's spinning threads
+    steal the cores the next call needs (a 1 ms torch call was measured at 135 ms that way).
+    ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep; it must be set before either runtime
+    starts. When that is too late, a pause between calls lets the spinning stop instead.
+    """
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        return 0.0
+    if "torch" not in sys.modules and "numba" not in sys.modules:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return 0.0
+    return 0.25  # longer than the OpenMP runtimes' default spin time (200 ms for Intel's)
+
+
 def _set_threads(threads: int) -> None:
     import numba
 
@@ -195,6 +212,9 @@ def run_bench(
         result.notes.append(f"not installed, skipped: {', '.join(missing)}")
     if os.environ.get("LOGMAX_KERNELS", "1").strip().lower() in ("0", "reference", "off"):
         result.notes.append("LOGMAX_KERNELS is off: 'logmax' is the reference implementation")
+    pause = _quiet_idle_threads()
+    idle = f"a {pause:.2f} s pause before each call" if pause else "OMP_WAIT_POLICY=PASSIVE"
+    result.notes.append(f"idle OpenMP threads: {idle}")
     _set_threads(threads)
     result.compile = first_calls(ops, dtypes)
     if cold:
@@ -205,7 +225,7 @@ def run_bench(
                 if progress:
                     progress(f"{op} {shape[0]}x{shape[1]} {dtype}")
                 case = build_case(op, shape, dtype, present)
-                medians = interleaved_medians(case.funcs, repeats)
+                medians = interleaved_medians(case.funcs, repeats, pause=pause)
                 base = medians.get("torch")
                 for impl, sec in medians.items():
                     result.rows.append(

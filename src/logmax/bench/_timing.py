@@ -10,9 +10,12 @@ from collections.abc import Callable
 
 
 def interleaved_medians(
-    funcs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+    funcs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, pause: float = 0.0
 ) -> dict[str, float]:
-    """Median seconds per call for each function, measured in ``repeats`` interleaved rounds."""
+    """Median seconds per call for each function, measured in ``repeats`` interleaved rounds.
+
+    ``pause`` seconds of sleep before each timed call let the previous call's idle threads stop.
+    """
     names = list(funcs)
     for _ in range(warmup):
         for name in names:
@@ -21,6 +24,8 @@ def interleaved_medians(
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:  # rotate who goes first
+            if pause:
+                time.sleep(pause)
             start = time.perf_counter()
             funcs[name]()
             times[name].append(time.perf_counter() - start)
