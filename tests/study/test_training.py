@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -13,7 +14,9 @@ from logmax.study.training import (  # noqa: E402
     Run,
     Summary,
     TrainConfig,
+    digits_arrays,
     load_digits_split,
+    stratified_split,
     summarise,
     train_all,
 )
@@ -27,12 +30,27 @@ def runs() -> list[Run]:
     return train_all(found, TINY)
 
 
-def test_digits_split_is_stratified_and_fixed() -> None:
+def test_digits_are_scikit_learns() -> None:
+    from sklearn.datasets import load_digits
+
+    x, y = digits_arrays()
+    x_ref, y_ref = load_digits(return_X_y=True)
+    assert np.array_equal(x, x_ref) and np.array_equal(y, y_ref)
+
+
+def test_digits_split_is_stratified_disjoint_and_fixed() -> None:
     a, b = load_digits_split(), load_digits_split()
     assert a.classes == 10
     assert a.x_train.shape[1] == 64 and float(a.x_train.max()) <= 1.0
     assert (a.y_test == b.y_test).all()
-    assert a.x_test.shape[0] == pytest.approx(0.25 * 1797, abs=1)
+    assert a.x_test.shape[0] + a.x_train.shape[0] == 1797
+    assert a.x_test.shape[0] == pytest.approx(0.25 * 1797, abs=10)
+    train_share = np.bincount(a.y_train.numpy()) / len(a.y_train)
+    test_share = np.bincount(a.y_test.numpy()) / len(a.y_test)
+    assert np.abs(train_share - test_share).max() < 0.01
+    _, y = digits_arrays()
+    train, test = stratified_split(y, 0.25, 0)
+    assert not set(train) & set(test) and len(set(train) | set(test)) == len(y)
 
 
 def test_every_pairing_and_seed_is_trained(runs: list[Run]) -> None:

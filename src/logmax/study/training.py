@@ -51,21 +51,52 @@ class Digits:
         return int(self.y_train.max()) + 1
 
 
-def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> Digits:
-    """scikit-learn's digits, pixels / 16, split stratified by class with a fixed seed."""
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as ``(X, y)``: the same arrays as ``load_digits(return_X_y=True)``.
+
+    ``load_digits`` reads ``sklearn/datasets/data/digits.csv.gz`` (pixels, then the label, per
+    line). Importing ``sklearn.datasets`` costs seconds, so the file is read directly when it is
+    where scikit-learn keeps it, and through ``load_digits`` otherwise.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            data = np.loadtxt(path, delimiter=",")
+            return data[:, :-1], data[:, -1].astype(int)
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
+    return x, y
+
+
+def stratified_split(
+    y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with each class split in the same proportion (fixed seed)."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        n_test = int(round(test_fraction * len(members)))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return rng.permutation(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> Digits:
+    """scikit-learn's digits, pixels / 16, split stratified by class with a fixed seed."""
+    x, y = digits_arrays()
     x = (x / 16.0).astype(np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    train, test = stratified_split(y, test_fraction, seed)
     return Digits(
-        torch.from_numpy(x_tr),
-        torch.from_numpy(y_tr).long(),
-        torch.from_numpy(x_te),
-        torch.from_numpy(y_te).long(),
+        torch.from_numpy(x[train]),
+        torch.from_numpy(y[train]).long(),
+        torch.from_numpy(x[test]),
+        torch.from_numpy(y[test]).long(),
     )
 
 
