@@ -300,7 +300,7 @@ def cross_entropy(
         axis: the class axis.
         where: boolean mask broadcastable to ``logits``; ``False`` classes are left out.
         temperature: :math:`T`, divides the logits (after the softcap).
-        softcap: ``c``: logits become :math:`c \tanh(x / c)` first.
+        softcap: ``c``: logits become :math:`c \tanh(x / c)` first (``-inf`` stays masked).
         z_loss: :math:`\zeta`, adds :math:`\zeta\,\mathrm{lse}^2` per counted row (weighted by
             :math:`w_y` like the rest of the row's loss).
         return_lse: also return each row's logsumexp of :math:`z`.

@@ -63,19 +63,23 @@ def prepare(
 ) -> tuple[np.ndarray, tuple[int, ...], np.ndarray | None]:
     """The rows in compute precision with softcap, temperature and mask applied.
 
-    Returns ``(z, batch_shape, tanh_of_softcap)``; the last is kept for the gradient.
+    ``-inf`` means masked before and after the softcap (``c * tanh(-inf / c)`` would be ``-c``).
+
+    Returns ``(z, batch_shape, dcap)``; ``dcap`` is the softcap's derivative, for the gradient.
     """
     rows, batch_shape = to_rows(x, axes)
     z = rows.astype(compute_dtype(result_dtype(x.dtype)))  # a copy: inputs stay untouched
-    th = None
+    dcap = None
     if softcap is not None:
-        th = np.tanh(z / softcap)
-        z = softcap * th
+        u = z / softcap
+        with np.errstate(over="ignore"):
+            dcap = 1.0 / np.cosh(u) ** 2  # = 1 - tanh^2 without its cancellation near |tanh| = 1
+        z = np.where(np.isneginf(z), -np.inf, softcap * np.tanh(u))  # masked stays masked
     if temperature != 1.0:
         z = z / temperature
     if where is not None:
         z = np.where(to_rows(where, axes)[0], z, -np.inf)
-    return z, batch_shape, th
+    return z, batch_shape, dcap
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +215,7 @@ def cross_entropy_rows(
     compute precision with the batch shape, the gradient in the input's dtype and shape.
     """
     axes = (axis,)
-    z, batch_shape, th = prepare(x, axes, where, temperature, softcap)
+    z, batch_shape, dcap = prepare(x, axes, where, temperature, softcap)
     n_rows, n_cls = z.shape
     st = row_stats(z)
     l1 = st.log1p_s
@@ -263,8 +267,8 @@ def cross_entropy_rows(
         g = np.where(np.isneginf(st.d), 0.0, g)  # masked entries: gradient exactly 0
         if temperature != 1.0:
             g = g / temperature
-        if th is not None:
-            g = g * (1.0 - th * th)
+        if dcap is not None:
+            g = g * dcap
         g[counted & st.bad] = np.nan
         grad = round_to(from_rows(g, x.shape, axes), result_dtype(x.dtype))
     return loss.reshape(batch_shape), lse.reshape(batch_shape), grad

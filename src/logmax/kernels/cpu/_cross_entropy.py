@@ -206,7 +206,7 @@ def cross_entropy_f32(
                 u = np.float64(xr[j]) / cap
                 sech = 1.0 / math.cosh(u)
                 dcap[j] = sech * sech  # = 1 - tanh^2, without its cancellation near |tanh| = 1
-                zr[j] = cap * math.tanh(u)
+                zr[j] = cap * math.tanh(u) if u != -np.inf else -np.inf  # masked stays masked
                 if temperature != 1.0:
                     zr[j] = zr[j] / temperature
             status, m = row_max64(zr)
