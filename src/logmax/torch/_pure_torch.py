@@ -66,7 +66,7 @@ def _prepare(
     u = None
     if softcap is not None:
         u = z / softcap
-        z = softcap * torch.tanh(u)
+        z = torch.where(z == -torch.inf, z, softcap * torch.tanh(u))  # masked stays masked
     if temperature != 1.0:
         z = z / temperature
     return z, batch_shape, u
