@@ -123,8 +123,10 @@ def test_retain_graph_backward_twice_accumulates_correctly(path, gen):
     loss = lt.cross_entropy(x, t)
     loss.backward(retain_graph=True)
     once = x.grad.clone()
+    x.grad.mul_(10)  # the saved gradient must not alias the .grad the user may change
+    loss.backward(retain_graph=True)
     loss.backward()
-    torch.testing.assert_close(x.grad, 2 * once)
+    torch.testing.assert_close(x.grad, 12 * once)
     ref = x.detach().clone().requires_grad_()
     F.cross_entropy(ref, t).backward()
     torch.testing.assert_close(once, ref.grad)

@@ -63,17 +63,28 @@ def _case(draw, dtype=torch.float64, softcap=(None, 5.0)):
     return torch.tensor(x).to(dtype), target.to(dtype) if soft else target, options
 
 
-def _assert_agree(a, b):
+def _assert_agree(a, b, gradient=False, ulps=1):
+    """Same NaN and inf pattern; finite values within 1e-12 (float64) or ``ulps`` ULP (float32).
+
+    A gradient entry may also differ by 1e-14 of the tensor's largest entry: where terms of that
+    size cancel (``W p_j - w_j``, ``g_i - sum g y``) each path keeps its own float64 rounding.
+    """
     assert torch.equal(torch.isnan(a), torch.isnan(b))
-    if a.dtype == torch.float64:
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-300, equal_nan=True)
-        return
     ok = ~torch.isnan(a)
     assert torch.equal(torch.isinf(a[ok]), torch.isinf(b[ok]))
-    a, b = a[ok & torch.isfinite(a)].double(), b[ok & torch.isfinite(a)].double()
-    info = torch.finfo(torch.float32)
-    ulp = torch.exp2(torch.floor(torch.log2(torch.maximum(a.abs(), b.abs()).clamp(min=info.tiny))))
-    assert ((a - b).abs() <= ulp * info.eps).all(), (a, b)
+    assert torch.equal(a[torch.isinf(a)], b[torch.isinf(a)])
+    finite = ok & torch.isfinite(a)
+    a, b, dtype = a[finite].double(), b[finite].double(), a.dtype
+    if a.numel() == 0:
+        return
+    atol = 1e-14 * float(b.abs().max()) if gradient else 0.0
+    if dtype == torch.float64:
+        bound = 1e-12 * torch.maximum(a.abs(), b.abs())
+    else:
+        info = torch.finfo(dtype)
+        big = torch.maximum(a.abs(), b.abs()).clamp(min=info.tiny)
+        bound = ulps * torch.exp2(torch.floor(torch.log2(big))) * info.eps
+    assert ((a - b).abs() <= bound + atol).all(), (a, b)
 
 
 @given(_case(torch.float32))
@@ -107,8 +118,10 @@ def _check_cross_entropy(case):
         return loss.detach(), lse, leaf.grad
 
     try:
-        for a, b in zip(*_both_paths(run), strict=True):
-            _assert_agree(a, b)
+        (loss_a, lse_a, grad_a), (loss_b, lse_b, grad_b) = _both_paths(run)
+        _assert_agree(loss_a, loss_b)
+        _assert_agree(lse_a, lse_b)
+        _assert_agree(grad_a, grad_b, gradient=True)
     finally:
         guard.set_input_guard(True)
 
@@ -116,16 +129,19 @@ def _check_cross_entropy(case):
 @given(_case(torch.float32))
 def test_softmax_family_paths_agree(case):
     x = case[0]
+    upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(x.numel()))
     for name in ("softmax", "log_softmax"):
 
         def run(name=name):
             leaf = x.clone().requires_grad_()
             y = getattr(lt, name)(leaf, 1, temperature=0.5)
-            torch.where(torch.isfinite(y), y, 0.0).sum().backward()
+            y.backward(upstream)
             return y.detach(), leaf.grad
 
-        for a, b in zip(*_both_paths(run), strict=True):
-            _assert_agree(a, b)
+        (y_a, grad_a), (y_b, grad_b) = _both_paths(run)
+        _assert_agree(y_a, y_b)
+        # each path's gradient starts from its own y, which may differ by 1 ULP already
+        _assert_agree(grad_a, grad_b, gradient=True, ulps=2)
 
 
 @pytest.mark.parametrize("module", [lt, functional, modules, guard], ids=lambda m: m.__name__)
