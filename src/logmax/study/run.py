@@ -19,7 +19,7 @@ from logmax.study.training import QUICK, Run, Summary, TrainConfig
 
 @dataclass(frozen=True)
 class StudyConfig:
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(seeds=(0, 1, 2, 3, 4)))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(seeds=(0, 1, 2, 3)))
     alpha_points: int = 48
     margin_points: int = 281
     include_logmax_torch: bool = True

@@ -97,6 +97,16 @@ def seed001_batch() -> Part:
     ]
     value, err = call_logmax("cross_entropy", x, t)
     losses.append(("logmax.cross_entropy(x, target)", value, err))
+    from logmax.study.pairings import logmax_torch_loss
+
+    torch_loss, why = logmax_torch_loss()
+    losses.append(
+        (
+            "logmax.torch.cross_entropy(output, target)",
+            None if torch_loss is None else torch_loss(output, target),
+            why,
+        )
+    )
     lsm, err_lsm = call_logmax("log_softmax", x)
     if err_lsm is None:
         value, err = call_logmax("nll_loss", lsm, t)
