@@ -58,6 +58,13 @@ def _compute_input(x: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _scratch(n_cls: int) -> np.ndarray:
+    """A float64 row per Numba thread (indexed by ``numba.get_thread_id()`` in a kernel)."""
+    import numba
+
+    return np.empty((numba.get_num_threads(), n_cls))
+
+
 def run(op: str, x: np.ndarray, axis: int, **options: Any) -> Any:
     """Run ``op`` on the CPU kernels, or return ``NotImplemented``."""
     if op in ELEMENTWISE:
@@ -77,7 +84,9 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
     out_dtype = x.dtype if x.dtype in (F32, F64) else F64  # 16-bit: round once at the end
     n_rows, n_cls = rows.shape
     out = np.empty((n_rows,) if op == "logsumexp" else (n_rows, n_cls), dtype=out_dtype)
-    if xc.dtype == F32:
+    if xc.dtype == F32 and op == "softmax":
+        _rows.softmax_f32(rows, out, float(temperature), _scratch(n_cls))
+    elif xc.dtype == F32:
         getattr(_rows, op + "_f32")(rows, out, float(temperature))
     else:
         getattr(_rows, op + "_dd")(rows, out)
@@ -137,8 +146,9 @@ def _cross_entropy_op(
               float(z_loss))  # fmt: skip
     if xc.dtype == F32:
         cap = 0.0 if softcap is None else float(softcap)
+        scratch = _scratch(n_cls if want_grad else 0)
         _cross_entropy.cross_entropy_f32(
-            rows, *common, float(temperature), cap, scale, want_grad, loss, lse, grad
+            rows, *common, float(temperature), cap, scale, want_grad, loss, lse, grad, scratch
         )
     else:
         _cross_entropy.cross_entropy_dd(rows, *common, scale, want_grad, loss, lse, grad)

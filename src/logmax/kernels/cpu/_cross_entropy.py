@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -42,6 +43,7 @@ from logmax.kernels.cpu._rows import (
     row_max64,
     row_sum_dd,
     row_sum_f32,
+    row_sum_keep_f32,
 )
 from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, log1p_dd, two_sum
 
@@ -76,27 +78,20 @@ def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
 
 
 @njit(fastmath=FM, cache=True)
-def _grad_hard(z, tdiv, m, inv, a, b, w, sc, g):
-    """:math:`g_j = (a p_j - b w_j) \\cdot sc`, 0 on masked entries (the vectorised hot loop)."""
-    if tdiv == 1.0:
-        for j in range(z.shape[0]):
-            d = np.float64(z[j]) - m
-            gj = (a * (exp_f64(d) * inv) - b * w[j]) * sc
-            g[j] = gj if d > -np.inf else 0.0
-    else:
-        for j in range(z.shape[0]):
-            d = np.float64(z[j]) / tdiv - m
-            gj = (a * (exp_f64(d) * inv) - b * w[j]) * sc
-            g[j] = gj if d > -np.inf else 0.0
+def _grad_hard(z, e, inv, a, b, w, sc, g):
+    """:math:`g_j = (a p_j - b w_j) \\cdot sc` with :math:`p_j = e_j / (1 + s)`, 0 where
+    ``z`` is -inf (the vectorised hot loop)."""
+    for j in range(z.shape[0]):
+        gj = (a * (e[j] * inv) - b * w[j]) * sc
+        g[j] = gj if z[j] > -np.inf else 0.0
 
 
 @njit(fastmath=FM, cache=True)
-def _grad_general(z, tdiv, m, inv, a, hard, trow, eps, b, w, sc, dcap, g):
+def _grad_general(z, e, inv, a, hard, trow, eps, b, w, sc, dcap, g):
     """The gradient row for soft targets and/or a softcap (see the module docstring)."""
     has_cap = dcap.shape[0] > 0
     for j in range(z.shape[0]):
-        d = (np.float64(z[j]) / tdiv if tdiv != 1.0 else np.float64(z[j])) - m
-        p = exp_f64(d) * inv
+        p = e[j] * inv
         if hard:
             gj = a * p - b * w[j]
         else:
@@ -105,15 +100,16 @@ def _grad_general(z, tdiv, m, inv, a, hard, trow, eps, b, w, sc, dcap, g):
         gj = gj * sc
         if has_cap:
             gj = gj * dcap[j]
-        g[j] = gj if d > -np.inf else 0.0
+        g[j] = gj if z[j] > -np.inf else 0.0
 
 
 @njit(fastmath=FM, cache=True)
-def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap):
+def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap, keep):
     """Loss and lse of one row computed in float64; writes the gradient row ``g`` if asked.
 
-    ``z`` holds the logits before the division by ``tdiv`` (1.0: none); ``m`` is the maximum
-    after it. ``dcap`` is the softcap's derivative row, :math:`1 - \\tanh^2` (empty: no
+    ``keep`` is a float64 row of scratch for :math:`e^{z - m}` (filled when the gradient is
+    wanted). ``z`` holds the logits before the division by ``tdiv`` (1.0: none); ``m`` is the
+    maximum after it. ``dcap`` is the softcap's derivative row, :math:`1 - \\tanh^2` (empty: no
     softcap). ``sc`` is the row's gradient scale divided by the temperature (0: ignored row).
     """
     n_cls = z.shape[0]
@@ -126,7 +122,8 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
         if want_grad:
             _fill(g, 0.0)
         return _masked_row_loss(hard, y, trow, w, eps, zl, row_w), -np.inf
-    s = row_sum_f32(z, m, tdiv)
+    grad_now = want_grad and sc != 0.0
+    s = row_sum_keep_f32(z, m, tdiv, keep) if grad_now else row_sum_f32(z, m, tdiv)
     lg = np.log1p(s)
     lse = m + lg
     # the loss
@@ -163,9 +160,9 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
     else:
         a = tw_sum + 2.0 * zl * lse
     if hard and dcap.shape[0] == 0:
-        _grad_hard(z, tdiv, m, inv, a, b, w, sc, g)
+        _grad_hard(z, keep, inv, a, b, w, sc, g)
     else:
-        _grad_general(z, tdiv, m, inv, a, hard, trow, eps, b, w, sc, dcap, g)
+        _grad_general(z, keep, inv, a, hard, trow, eps, b, w, sc, dcap, g)
     if hard and d_y > -np.inf:
         # 1 - p_y without cancellation: s / (1 + s) when y is the maximum
         one_minus_py = s * inv if d_y == 0.0 else ((s - exp_f64(d_y)) + 1.0) * inv
@@ -181,13 +178,14 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
 @njit(parallel=True, fastmath=FM, cache=True)
 def cross_entropy_f32(
     x, labels, hard, soft_t, w, w_sum, ignore_index, eps, zl, temperature, cap, scale,
-    want_grad, loss_out, lse_out, grad,
+    want_grad, loss_out, lse_out, grad, scratch,
 ):  # fmt: skip
     """Rows of float32 logits ``x`` (C-contiguous); see the module docstring.
 
     ``labels`` (int64, one per row) for hard targets or ``soft_t`` (float64, x's shape) for soft
     ones; ``w`` the class weights (ones when none), ``w_sum`` their sum; ``cap`` 0 for no
-    softcap; ``scale`` the per-row gradient scale; ``grad`` written when ``want_grad``.
+    softcap; ``scale`` the per-row gradient scale; ``grad`` written when ``want_grad``;
+    ``scratch`` float64 (threads, C), one row per Numba thread.
     """
     n_rows, n_cls = x.shape
     for i in prange(n_rows):
@@ -199,6 +197,7 @@ def cross_entropy_f32(
         sc = scale[i] / temperature if (want_grad and counted) else 0.0
         trow = soft_t[i] if not hard else soft_t[0]
         g = grad[i]
+        keep = scratch[numba.get_thread_id()]
         if cap > 0.0:
             zr = np.empty(n_cls)
             dcap = np.empty(n_cls)
@@ -211,14 +210,14 @@ def cross_entropy_f32(
                     zr[j] = zr[j] / temperature
             status, m = row_max64(zr)
             loss, lse = _ce_row_f64(
-                zr, 1.0, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap
+                zr, 1.0, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap, keep
             )
         else:
             status, mx = row_max32(xr)
             m = np.float64(mx) / temperature if temperature != 1.0 else np.float64(mx)
             loss, lse = _ce_row_f64(
                 xr, temperature, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g,
-                np.empty(0),
+                np.empty(0), keep,
             )  # fmt: skip
         loss_out[i] = loss if counted else 0.0
         lse_out[i] = lse

@@ -28,6 +28,7 @@ a row of ``-inf`` (or an empty row) gives zeros, -inf, and logsumexp -inf.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -117,6 +118,30 @@ def row_sum_f32(row, m, t):
             s += exp_f64(d) if d < 0.0 else 0.0
             ties += 1 if d == 0.0 else 0
     return s + np.float64(ties - 1)  # ties beyond the first count e^0 = 1 each, exactly
+
+
+@njit(fastmath=FM_SUM, cache=True)
+def row_sum_keep_f32(row, m, t, keep):
+    """:func:`row_sum_f32` that also leaves :math:`e^{z_j - m}` in ``keep[j]`` (float64), so
+    that softmax and the cross-entropy gradient need not evaluate the exponential twice."""
+    s = 0.0
+    ties = 0
+    n = row.shape[0]
+    if t == 1.0:
+        for j in range(n):
+            d = np.float64(row[j]) - m
+            e = exp_f64(d)
+            keep[j] = e if d < 0.0 else 1.0
+            s += e if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    else:
+        for j in range(n):
+            d = np.float64(row[j]) / t - m
+            e = exp_f64(d)
+            keep[j] = e if d < 0.0 else 1.0
+            s += e if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    return s + np.float64(ties - 1)
 
 
 CHUNK = 1024  # float64 terms per exact partial sum (16 KiB of scratch: stays in L1)
@@ -218,7 +243,8 @@ def inverse_dd(d_hi, d_lo):
 # ---------------------------------------------------------------------------------------------
 # float32 (and widened 16-bit) inputs, float64 compute.
 @njit(parallel=True, fastmath=FM, cache=True)
-def softmax_f32(x, out, t):
+def softmax_f32(x, out, t, scratch):
+    """``scratch``: float64 (threads, K), one row of :math:`e^{z - m}` per Numba thread."""
     for i in prange(x.shape[0]):
         row = x[i]
         o = out[i]
@@ -229,13 +255,10 @@ def softmax_f32(x, out, t):
                 o[j] = fill
             continue
         m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
-        inv = 1.0 / (1.0 + row_sum_f32(row, m, t))
-        if t == 1.0:
-            for j in range(row.shape[0]):
-                o[j] = exp_f64(np.float64(row[j]) - m) * inv
-        else:
-            for j in range(row.shape[0]):
-                o[j] = exp_f64(np.float64(row[j]) / t - m) * inv
+        e = scratch[numba.get_thread_id()]
+        inv = 1.0 / (1.0 + row_sum_keep_f32(row, m, t, e))
+        for j in range(row.shape[0]):
+            o[j] = e[j] * inv
 
 
 @njit(parallel=True, fastmath=FM, cache=True)
