@@ -143,8 +143,7 @@ def _log_probabilities(x, temperature, softcap):
     """log_softmax(softcap(x) / T) along dim 1, for the soft targets' gradient."""
     z = x
     if softcap is not None:
-        xc = x.to(_pure_torch.compute_dtype(x))
-        z = torch.where(xc == -torch.inf, xc, softcap * torch.tanh(xc / softcap))  # stays masked
+        z = _pure_torch.apply_softcap(x.to(_pure_torch.compute_dtype(x)), softcap)
     logp = path_for(z).log_softmax(z, 1, temperature=temperature, nan_policy="propagate")
     return logp.to(x.dtype)
 

@@ -57,6 +57,11 @@ def _from_rows(y: torch.Tensor, shape: Sequence[int], dims: tuple[int, ...]) -> 
     return y.reshape([shape[a] for a in order]).permute(inverse)
 
 
+def apply_softcap(z: torch.Tensor, softcap: float) -> torch.Tensor:
+    """``cap * tanh(z / cap)``; a ``-inf`` (masked) entry stays ``-inf`` rather than ``-cap``."""
+    return torch.where(z == -_INF, z, softcap * torch.tanh(z / softcap))
+
+
 def _prepare(
     x: torch.Tensor, dims: tuple[int, ...], temperature: float, softcap: float | None = None
 ) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor | None]:
@@ -66,7 +71,7 @@ def _prepare(
     u = None
     if softcap is not None:
         u = z / softcap
-        z = torch.where(z == -torch.inf, z, softcap * torch.tanh(u))  # masked stays masked
+        z = apply_softcap(z, softcap)
     if temperature != 1.0:
         z = z / temperature
     return z, batch_shape, u
