@@ -559,6 +559,20 @@ def _lse_b_signed(fmt: Format, quick: bool) -> Built:
     return Built(x, None, {"b": b, "return_sign": True})
 
 
+@case(
+    "logsumexp_b_near_cancel",
+    "weights that nearly cancel (b = ±1/2 on nearly equal x): the sum is tiny beside its terms, "
+    "yet its log and sign are well defined; log|b_k| + log1p(t) cancels to ~1e-39",
+    ops=("logsumexp",),
+)
+def _lse_b_cancel(fmt: Format, quick: bool) -> Built:
+    tiny = fmt.min_normal
+    eps = math.ldexp(1.0, 1 - fmt.precision)
+    x = np.array([[tiny, 0.0], [tiny, 0.0], [eps, 0.0], [1.0 + eps, 1.0], [1e-3, 0.0]])
+    b = np.array([[0.5, -0.5], [0.5, 0.5], [1.0, -1.0], [-1.0, 1.0], [2.0, -2.0]])
+    return Built(x, None, {"b": b, "return_sign": True})
+
+
 def cases(names: list[str] | None = None, ops: list[str] | None = None) -> list[Case]:
     """The catalogue's cases (all, or those named), keeping those that exercise ``ops``."""
     chosen = list(CASES.values()) if names is None else [CASES[n] for n in names]
