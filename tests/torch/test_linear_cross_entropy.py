@@ -166,6 +166,8 @@ def test_memory_budget_cuts_the_vocabulary(gen):
     """A budget too small for 32 whole rows cuts the rows into vocabulary blocks by itself."""
     plan = engine.make_plan(N, V, torch.float64, torch.device("cpu"), False, None, None, 2000)
     assert plan.streaming and plan.token_chunk * plan.vocab_chunk * 8 <= 2000
+    plan = engine.make_plan(N, V, torch.float64, torch.device("cpu"), True, None, None, 2000)
+    assert plan.streaming and plan.token_chunk * plan.vocab_chunk * 16 <= 2000  # + tanh
     _check(torch.float64, gen, {"memory_budget": 2000}, {"label_smoothing": 0.1})
 
 

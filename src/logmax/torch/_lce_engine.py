@@ -87,7 +87,8 @@ def make_plan(
     budget = memory_budget or DEFAULT_BUDGET.get(device.type, OTHER_BUDGET)
     core = backend == "core" and device.type == "cpu"
     grouped = device.type == "cpu" and not core
-    per = bytes_per_logit(dtype, softcap, grouped, core)
+    per = bytes_per_logit(dtype, softcap, grouped, core)  # whole rows
+    per_block = bytes_per_logit(dtype, softcap, False, core)  # vocabulary blocks: no groups
     n_cls = max(n_classes, 1)
     rows, cols = chunk_size, vocab_chunk_size
     if rows is None and cols is None:
@@ -96,11 +97,13 @@ def make_plan(
             rows, cols = fit, n_cls
         else:
             rows = min(MIN_ROWS, n_rows)
-            cols = budget // (max(rows, 1) * per)
+            cols = budget // (max(rows, 1) * per_block)
     elif rows is None:
-        rows = budget // (min(cols, n_cls) * per)
+        rows = budget // (min(cols, n_cls) * (per if cols >= n_cls else per_block))
     elif cols is None:
         cols = n_cls if memory_budget is None else budget // (rows * per)
+        if cols < n_cls:
+            cols = budget // (rows * per_block)
     rows = max(1, min(int(rows), max(n_rows, 1)))
     cols = max(1, min(int(cols), n_cls))
     streaming = cols < n_cls
