@@ -81,9 +81,15 @@ def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
 def _grad_hard(z, e, inv, a, b, w, sc, g):
     """:math:`g_j = (a p_j - b w_j) \\cdot sc` with :math:`p_j = e_j / (1 + s)`, 0 where
     ``z`` is -inf (the vectorised hot loop)."""
-    for j in range(z.shape[0]):
-        gj = (a * (e[j] * inv) - b * w[j]) * sc
-        g[j] = gj if z[j] > -np.inf else 0.0
+    if b == 0.0:
+        # no smoothing: masked entries have e = 0, so g = 0 there without looking at z
+        c = a * inv
+        for j in range(z.shape[0]):
+            g[j] = (c * e[j]) * sc
+    else:
+        for j in range(z.shape[0]):
+            gj = (a * (e[j] * inv) - b * w[j]) * sc
+            g[j] = gj if z[j] > -np.inf else 0.0
 
 
 @njit(fastmath=FM, cache=True)
