@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from logmax.report import sections as build
     from logmax.report.document import Report
     from logmax.report.html import render
-    from logmax.report.progress import RichProgress
     from logmax.report.terminal import print_summary
+    from logmax.study.terminal import RichProgress
 
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SECTIONS))

@@ -1,4 +1,4 @@
-"""Terminal rendering of study parts: rich tables and findings."""
+"""The report's short terminal summary."""
 
 from __future__ import annotations
 
@@ -7,34 +7,21 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from logmax.report.document import Report
-from logmax.study.results import Part, Table
+from logmax.study.results import Table
+from logmax.study.terminal import MARK, print_part, print_table
 
-MARK = {
-    True: Text("agrees", style="green"),
-    False: Text("differs", style="yellow"),
-    None: Text("measured", style="blue"),
-}
+# the training table's columns worth a terminal line: pairing, accuracy, epochs, seeds reaching
+COMPACT_TRAINING_COLUMNS = (0, 1, 2, 4)
 
 
-def print_table(console: Console, table: Table) -> None:
-    rich_table = RichTable(
-        title=Text(table.title), caption=Text(table.note) if table.note else None
+def compact(table: Table, columns: tuple[int, ...]) -> Table:
+    """The same table with only the given columns."""
+    return Table(
+        table.title,
+        tuple(table.columns[i] for i in columns),
+        tuple(tuple(row[i] for i in columns) for row in table.rows),
+        table.note,
     )
-    for column in table.columns:
-        rich_table.add_column(Text(column), overflow="fold")
-    for row in table.rows:
-        rich_table.add_row(*(Text(cell) for cell in row))
-    console.print(rich_table)
-
-
-def print_part(console: Console, part: Part, *, tables: bool = True) -> None:
-    console.rule(Text(part.title, style="bold"))
-    console.print(Text("Seed's claim: ", style="dim") + Text(part.claim), highlight=False)
-    if tables:
-        for table in part.tables:
-            print_table(console, table)
-    for finding in part.findings:
-        console.print(Text("  ") + MARK[finding.agrees] + Text("  " + finding.text))
 
 
 def print_summary(console: Console, report: Report, *, tables: bool = False) -> None:
@@ -57,7 +44,7 @@ def print_summary(console: Console, report: Report, *, tables: bool = False) -> 
         training = next((p for p in study.parts if p.key == "training"), None) if study else None
         if training is not None:
             for table in training.tables:
-                print_table(console, table)
+                print_table(console, compact(table, COMPACT_TRAINING_COLUMNS))
     differing = [
         f for s in report.sections for p in s.parts for f in p.findings if f.agrees is False
     ]

@@ -25,9 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from logmax.report.progress import RichProgress
-    from logmax.report.terminal import print_part
     from logmax.study.run import QUICK_STUDY, StudyConfig, run_study
+    from logmax.study.terminal import RichProgress, print_part
 
     console = Console()
     with RichProgress(console) as progress:
