@@ -269,6 +269,7 @@ def cross_entropy_rows(
             g = g / temperature
         if dcap is not None:
             g = g * dcap
+        g[~counted] = 0.0  # exactly 0, even where the row's softcap derivative is NaN
         g[counted & st.bad] = np.nan
         grad = round_to(from_rows(g, x.shape, axes), result_dtype(x.dtype))
     return loss.reshape(batch_shape), lse.reshape(batch_shape), grad
