@@ -6,9 +6,12 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import FuncFormatter
 
 from logmax.study.figures import _color, _png
 from logmax.study.results import Figure
+
+TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
 
 
 def speedup_figure(rows: list[Any]) -> Figure:
@@ -30,6 +33,10 @@ def speedup_figure(rows: list[Any]) -> Figure:
     ax.set_yticklabels([f"{op} {shape} {dtype}" for op, shape, dtype in cases], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ax.set_xticks([t for t in TICKS if low <= t <= high])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set(xlabel="speed relative to torch (torch time / time; above 1: faster)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return Figure(

@@ -253,13 +253,21 @@ def _bench_steps() -> int:
     return len(OPS) * len(QUICK_SHAPES) * len(QUICK_DTYPES)
 
 
+def _cpu_cells(row: Any, wanted: bool) -> tuple[str, ...]:
+    """The CPU-time ratio (less sensitive to a busy machine than wall time), if measured."""
+    if not wanted:
+        return ()
+    return ("1 (baseline)" if row.impl == "torch" else f"{row.cpu_speedup_vs_torch:.2f}x",)
+
+
 def _bench_part(result: Any) -> Part:
     from logmax.report.figures import speedup_figure
 
     rows = list(result.rows)
+    cpu_head = ("CPU-time speed vs torch",) if rows and hasattr(rows[0], "cpu_ms") else ()
     table = Table(
         f"Median of {result.repeats} interleaved repeats, {result.threads} thread(s)",
-        ("op", "shape", "dtype", "implementation", "ms", "GB/s", "speed vs torch"),
+        ("op", "shape", "dtype", "implementation", "ms", "GB/s", "speed vs torch", *cpu_head),
         tuple(
             (
                 r.op,
@@ -269,6 +277,7 @@ def _bench_part(result: Any) -> Part:
                 f"{r.ms:.2f}",
                 f"{r.gb_per_s:.2f}",
                 "1 (baseline)" if r.impl == "torch" else f"{r.speedup_vs_torch:.2f}x",
+                *_cpu_cells(r, bool(cpu_head)),
             )
             for r in rows
         ),
