@@ -1,5 +1,5 @@
-"""A small real report, built once: ``logmax report --quick`` with a tiny study, audit and
-benchmark."""
+"""A small real report, built once: ``logmax report --quick --tables`` with a tiny study, audit
+and benchmark."""
 
 from __future__ import annotations
 
@@ -60,12 +60,12 @@ def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> Built:
                 peers=("torch",),
             ),
         )
-    mp.setenv("COLUMNS", "200")
+    mp.setenv("COLUMNS", "400")  # one table row per printed line
     out = tmp_path_factory.mktemp("report")
     buffer = io.StringIO()
     try:
         with contextlib.redirect_stdout(buffer):
-            rc = main(["report", "--quick", "--out", str(out)])
+            rc = main(["report", "--quick", "--tables", "--out", str(out)])
     finally:
         mp.undo()
     assert rc == 0

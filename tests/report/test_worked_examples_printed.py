@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import numpy as np
@@ -11,21 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from logmax.cli import main  # noqa: E402
 from logmax.study.results import fmt, fmt_row  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory: pytest.TempPathFactory) -> str:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("COLUMNS", "400")  # one table row per line
-    out = tmp_path_factory.mktemp("out")
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        rc = main(["report", "--sections", "examples", "--tables", "--out", str(out)])
-    mp.undo()
-    assert rc == 0
-    return buffer.getvalue()
+def printed(tiny_report) -> str:
+    return tiny_report.stdout
 
 
 def line_with(text: str, *needles: str) -> str:
