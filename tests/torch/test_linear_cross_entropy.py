@@ -273,6 +273,36 @@ def test_masked_class_via_bias(chunks, gen):
     assert torch.equal(db[[3, 17]], torch.zeros(2, dtype=torch.float64))
 
 
+@rows_or_blocks(3, 4)
+def test_softcap_keeps_masked_classes_masked(chunks, gen):
+    """cap * tanh(-inf / cap) would be -cap: a -inf logit stays -inf under the softcap."""
+    h, W, b, y = _data(torch.float64, gen, ignored=False)
+    b = b.detach().clone()
+    b[[3, 17]] = -math.inf
+    b.requires_grad_()
+    y[(y == 3) | (y == 17)] = 4
+    out = linear_cross_entropy(h, W, y, linear_bias=b, softcap=2.0, **chunks)
+    x = F.linear(h, W, b)
+    x = torch.where(x == -math.inf, x, 2.0 * torch.tanh(x / 2.0))
+    ref = F.cross_entropy(x, y)
+    _close(out, ref, torch.float64)
+    dh, dW, db = _grads(out, (h, W, b))
+    rh, rW, _ = _grads(ref, (h, W, b))
+    _close(dh, rh, torch.float64)
+    _close(dW, rW, torch.float64)
+    assert torch.equal(db[[3, 17]], torch.zeros(2, dtype=torch.float64))
+
+
+def test_saturated_softcap_keeps_its_gradient():
+    """d(cap tanh(x/cap))/dx = sech^2(x/cap) ~ 4e-18 at x/cap = 20, not 1 - tanh^2 = 0."""
+    h = torch.tensor([[1.0]], requires_grad=True)
+    W = torch.tensor([[20.0], [0.0]], requires_grad=True)
+    out = linear_cross_entropy(h, W, torch.tensor([1]), softcap=1.0)
+    (dW,) = torch.autograd.grad(out, W)
+    p0 = 1.0 / (1.0 + math.exp(-math.tanh(20.0)))  # softmax of [tanh(20), 0] at class 0
+    assert dW[0, 0].item() == pytest.approx(p0 / math.cosh(20.0) ** 2, rel=1e-5)
+
+
 def test_target_on_masked_class_gives_inf_not_nan(gen):
     h, W, b, y = _data(torch.float64, gen, ignored=False)
     b = b.detach().clone()

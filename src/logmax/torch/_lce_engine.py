@@ -64,7 +64,7 @@ def bytes_per_logit(dtype: torch.dtype, softcap: bool, grouped: bool, core: bool
     if dtype in LOW_PRECISION:
         per += torch.finfo(dtype).bits // 8  # the 16-bit copy for the matrix products
     if softcap and not grouped:
-        per += torch.finfo(wd).bits // 8  # tanh(x / cap), kept for the gradient
+        per += torch.finfo(wd).bits // 8  # x / cap, kept for the gradient
     return per
 
 
@@ -134,14 +134,14 @@ class _Workspace:
         wd = work_dtype(dtype)
         self.x = torch.empty(n, dtype=wd, device=device)
         self.low = torch.empty(n, dtype=dtype, device=device) if dtype in LOW_PRECISION else None
-        tanh_n = plan.group_rows * plan.vocab_chunk
-        self.tanh = torch.empty(tanh_n, dtype=wd, device=device) if softcap else None
+        scaled_n = plan.group_rows * plan.vocab_chunk
+        self.scaled = torch.empty(scaled_n, dtype=wd, device=device) if softcap else None
 
     def logits(self, r: int, c: int) -> torch.Tensor:
         return self.x[: r * c].view(r, c)
 
-    def tanh_view(self, r: int, c: int) -> torch.Tensor | None:
-        return None if self.tanh is None else self.tanh[: r * c].view(r, c)
+    def scaled_view(self, r: int, c: int) -> torch.Tensor | None:
+        return None if self.scaled is None else self.scaled[: r * c].view(r, c)
 
     def low_view(self, r: int, c: int) -> torch.Tensor | None:
         return None if self.low is None else self.low[: r * c].view(r, c)
@@ -279,14 +279,14 @@ def _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_ou
         for g0, g1 in _for_groups(r, plan.group_rows):
             xg = x[g0:g1]
             rg = rc.slice(g0, g1)
-            tanh = ws.tanh_view(g1 - g0, c)
-            z = lm.transform(xg, tanh, spec)
+            scaled = ws.scaled_view(g1 - g0, c)
+            z = lm.transform(xg, scaled, 0, spec)
             st = lm.block_stats(z, rg, 0, spec, keep_exp=want_grad)
             res = lm.finish_rows(st, rg, spec)
             loss_out[g0:g1] = res.loss
             lse_out[g0:g1] = res.lse
             if want_grad:
-                lm.block_grad(z, tanh, res, rg, 0, spec)
+                lm.block_grad(z, scaled, res, rg, 0, spec)
     return x
 
 
@@ -303,7 +303,7 @@ def _chunk_streaming(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out
     st = None
     for v0, v1 in blocks:  # pass 1: the rows' statistics, block by block
         x = _logits(ws, h_c, W[v0:v1], None if b is None else b[v0:v1])
-        z = lm.transform(x, ws.tanh_view(r, v1 - v0), spec)
+        z = lm.transform(x, ws.scaled_view(r, v1 - v0), v0, spec)
         blk = lm.block_stats(z, rc, v0, spec, keep_exp=False)
         in_block = (rc.target >= v0) & (rc.target < v1)
         st = lm.merge(st, blk, in_block)
@@ -318,10 +318,10 @@ def _chunk_streaming(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out
     for v0, v1 in blocks:  # pass 2: each block's gradient, straight into dh, dW and db
         W_blk = W[v0:v1]
         x = _logits(ws, h_c, W_blk, None if b is None else b[v0:v1])
-        tanh = ws.tanh_view(r, v1 - v0)
-        z = lm.transform(x, tanh, spec)
+        scaled = ws.scaled_view(r, v1 - v0)
+        z = lm.transform(x, scaled, v0, spec)
         z.sub_(shift).exp_()
-        g = lm.block_grad(z, tanh, res, rc, v0, spec)
+        g = lm.block_grad(z, scaled, res, rc, v0, spec)
         if dh_c is not None:
             if ws.low is None:
                 dh_c.addmm_(g, W_blk)

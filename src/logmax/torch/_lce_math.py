@@ -19,7 +19,7 @@ With ``a`` the upstream gradient of the row's loss and ``b`` that of its lse, an
 .. math::
     \partial z_c = a\,[\alpha p_c - (1-\varepsilon) w_y [c = y] - \tfrac{\varepsilon}{C} w_c]
                    + b\,p_c,\qquad
-    \partial x_c = \partial z_c\,(1 - \tanh^2(x_c/\mathrm{cap})) / T
+    \partial x_c = \partial z_c\,\operatorname{sech}^2(x_c/\mathrm{cap}) / T
 
 The target entry uses :math:`1 - p_y = s/(1+s)` when ``y`` is the argmax (no cancellation for
 confident rows). ``-inf`` logits (a ``-inf`` bias entry) are masked: probability 0, gradient 0.
@@ -106,12 +106,19 @@ def _finite_shift(m: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isneginf(m), torch.zeros_like(m), m)
 
 
-def transform(x: torch.Tensor, tanh: torch.Tensor | None, spec: LossSpec) -> torch.Tensor:
-    """Raw logits ``x`` become ``z = softcap(x)/T`` in place; ``tanh`` keeps ``tanh(x/cap)``."""
+def transform(x: torch.Tensor, u: torch.Tensor | None, col0: int, spec: LossSpec) -> torch.Tensor:
+    """Raw logits ``x`` (columns ``col0 ..``) become ``z = softcap(x)/T`` in place.
+
+    With a softcap, ``u`` keeps ``x / cap`` for the gradient, and masked (``-inf``) columns stay
+    ``-inf`` (``cap tanh(-inf)`` would unmask them as ``-cap``), as in the core.
+    """
     if spec.softcap is not None:
-        assert tanh is not None
-        torch.div(x, spec.softcap, out=tanh).tanh_()
-        torch.mul(tanh, spec.softcap, out=x)  # cap * tanh(x / cap), then / T: the reference's order
+        assert u is not None
+        torch.div(x, spec.softcap, out=u)
+        torch.tanh(u, out=x)
+        x.mul_(spec.softcap)  # cap * tanh(x / cap), then / T: the reference's order
+        if spec.masked is not None:
+            x.masked_fill_(spec.masked[col0 : col0 + x.shape[1]][None, :], -_INF)
     if spec.temperature != 1.0:
         x.div_(spec.temperature)
     return x
@@ -234,7 +241,7 @@ def finish_rows(st: RowStats, rows: Rows, spec: LossSpec) -> RowResult:
 
 def block_grad(
     e: torch.Tensor,
-    tanh: torch.Tensor | None,
+    u: torch.Tensor | None,
     res: RowResult,
     rows: Rows,
     col0: int,
@@ -260,7 +267,7 @@ def block_grad(
             e.addr_(res.smooth, spec.weight[col0 : col0 + n_cols], alpha=-1.0)
     if spec.masked is not None:
         e.masked_fill_(spec.masked[col0 : col0 + n_cols][None, :], 0.0)
-    if tanh is not None:
-        tanh.square_().neg_().add_(1.0)  # d softcap / dx = 1 - tanh^2
-        e.mul_(tanh)
+    if u is not None:
+        # d softcap / dx = sech^2(x / cap): 1 - tanh^2 would cancel to 0 once |x / cap| > 9
+        e.mul_(u.cosh_().square_().reciprocal_())
     return e

@@ -313,7 +313,7 @@ def _prepare(
     # torch's weighted mean divides by the summed weights of the counted rows
     denominator = float(row_weight.sum(dtype=torch.float64)) if reduction == "mean" else 1.0
     masked = None
-    if linear_bias is not None and cap is None:
+    if linear_bias is not None:
         m = torch.isneginf(linear_bias.detach())
         masked = m if bool(m.any()) else None
     spec = lm.LossSpec(
