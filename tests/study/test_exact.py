@@ -70,3 +70,21 @@ def test_cross_entropy_is_the_mean_of_logsumexp_minus_target_logit() -> None:
         [np.log(np.exp(r).sum()) - r[t] for r, t in zip(logits, target, strict=True)]
     )
     assert rounded == pytest.approx(expected, rel=1e-15)
+
+
+def test_agrees_with_the_audits_certified_reference_on_the_studys_inputs() -> None:
+    # two independent exact evaluations: mpmath with rising precision here, ball arithmetic in
+    # the audit; their correct roundings must be identical
+    certified = pytest.importorskip("logmax.audit.reference")
+    from logmax.study.worked_examples import SEED000_Z, SEED001_OUTPUT, SEED001_TARGET, alpha_row
+
+    rows = [(alpha_row(a), "float32") for a in (1, 2, 10, 38, 60, 100, 388, 1000, 3000)]
+    rows.append((np.array(SEED000_Z), "float64"))
+    for x, fmt in rows:
+        mine = exact.log_softmax(x, fmt)[1]
+        theirs = certified.log_softmax(x).value.astype(np.float64).tolist()
+        assert mine == theirs, (x, fmt)
+    logits = np.array(SEED001_OUTPUT, dtype=np.float32)
+    target = np.array(SEED001_TARGET)
+    theirs = float(certified.cross_entropy(logits, target).value)
+    assert exact.cross_entropy(logits, target, "float32")[1] == theirs
