@@ -439,14 +439,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 "linear_cross_entropy computes its gradients once, in the forward pass, and hands "
                 "them over at the first backward; run the forward again for another backward"
             )
-        grads, ctx.grads = ctx.grads, None  # hand them over: autograd may keep them without a copy
+        dh, dW, db = ctx.grads
+        ctx.grads = None  # hand them over: autograd may keep them without a copy
         p: _Prepared = ctx.prep
-        if grad_lse is not None and bool((grad_lse != 0).any()):
-            return _recompute(ctx, p, grad_loss, grad_lse)
-        scale = _uniform_scale(p, grad_loss)
+        lse_used = grad_lse is not None and bool((grad_lse != 0).any())
+        scale = None if lse_used else _uniform_scale(p, grad_loss)
         if scale is None:
-            return _recompute(ctx, p, grad_loss, None)
-        dh, dW, db = grads
+            del dh, dW, db  # free them before the second sweep allocates its own
+            return _recompute(ctx, p, grad_loss, grad_lse if lse_used else None)
         if scale != 1.0:
             for g in (dh, dW, db):
                 if g is not None:
