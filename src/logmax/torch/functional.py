@@ -202,14 +202,11 @@ def _batched(input: torch.Tensor, target: torch.Tensor, name: str):
     shape = tuple(target.shape[unbatched:])
     if target.is_floating_point():
         if target.shape != input.shape:
-            hint = (
-                ": class indices must be integers, call .long()"
-                if (target.shape == batch_shape)
-                else ""
-            )
+            hint = ": class indices must be integers, call .long()"
+            hint = hint if target.shape == batch_shape else ""
             raise ValueError(f"target has shape {shape} and dtype {target.dtype}{hint}; "
                              f"expected {expected}")  # fmt: skip
-    elif target.dtype in (torch.bool, torch.complex64, torch.complex128) or target.is_complex():
+    elif target.dtype == torch.bool or target.is_complex():
         raise TypeError(f"target has dtype {target.dtype}; expected {expected}")
     elif target.shape != batch_shape:
         raise ValueError(f"target has shape {shape}; expected {expected}")
