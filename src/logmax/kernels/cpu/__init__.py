@@ -133,12 +133,14 @@ def _cross_entropy_op(
         labels = np.ascontiguousarray(target, dtype=np.int64).reshape(n_rows)
     want_grad = grad_scale is not None
     if want_grad:
-        scale = np.broadcast_to(np.asarray(grad_scale, dtype=F64), batch).reshape(n_rows)
-        scale = np.ascontiguousarray(scale)
+        # the scale may be long double (float64 inputs): keep its low part for the float64 path
+        wide = np.broadcast_to(np.asarray(grad_scale), batch).reshape(n_rows)
+        scale = np.ascontiguousarray(wide, dtype=F64)
+        scale_lo = np.ascontiguousarray(wide - scale, dtype=F64)
         grad_dtype = x.dtype if x.dtype in (F32, F64) else F64
         grad = np.empty((n_rows, n_cls), dtype=grad_dtype)
     else:
-        scale = np.zeros(n_rows)
+        scale = scale_lo = np.zeros(n_rows)
         grad = np.empty((n_rows, 0), dtype=F64 if xc.dtype == F64 else F32)
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
@@ -151,7 +153,7 @@ def _cross_entropy_op(
             rows, *common, float(temperature), cap, scale, want_grad, loss, lse, grad, scratch
         )
     else:
-        _cross_entropy.cross_entropy_dd(rows, *common, scale, want_grad, loss, lse, grad)
+        _cross_entropy.cross_entropy_dd(rows, *common, scale, scale_lo, want_grad, loss, lse, grad)
     g = None
     if want_grad:
         g = _from_rows(grad, batch, axis)

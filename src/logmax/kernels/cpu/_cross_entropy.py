@@ -45,7 +45,7 @@ from logmax.kernels.cpu._rows import (
     row_sum_f32,
     row_sum_keep_f32,
 )
-from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, log1p_dd, two_sum
+from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, fma, log1p_dd, two_sum
 
 
 @njit(fastmath=FM, cache=True)
@@ -242,11 +242,13 @@ def _ell_dd(l_hi, l_lo, x, m):
 
 @njit(parallel=True, fastmath=FM, cache=True)
 def cross_entropy_dd(
-    x, labels, hard, soft_t, w, w_sum, ignore_index, eps, zl, scale, want_grad,
+    x, labels, hard, soft_t, w, w_sum, ignore_index, eps, zl, scale, scale_lo, want_grad,
     loss_out, lse_out, grad,
 ):  # fmt: skip
     """Rows of float64 logits (no softcap, temperature 1); arguments as
-    :func:`cross_entropy_f32`."""
+    :func:`cross_entropy_f32`, with ``scale_lo`` the low part of a wider per-row scale. The
+    gradient is written for hard labels without label smoothing or z-loss (the dispatch sends
+    nothing else)."""
     n_rows, n_cls = x.shape
     for i in prange(n_rows):
         z = x[i]
@@ -256,6 +258,7 @@ def cross_entropy_dd(
         if hard and not counted:
             y = 0
         sc = scale[i] if (want_grad and counted) else 0.0
+        sc_lo = scale_lo[i] if (want_grad and counted) else 0.0
         trow = soft_t[i] if not hard else soft_t[0]
         row_w = w[y] if hard else 1.0
         status, m = row_max64(z)
@@ -281,7 +284,6 @@ def cross_entropy_dd(
             if want_grad:
                 _fill(g, 0.0)
             continue
-        tw_sum = 0.0
         if hard:
             loss = (1.0 - eps) * row_w * _ell_dd(l_hi, l_lo, z[y], m)
             if eps != 0.0:
@@ -295,7 +297,6 @@ def cross_entropy_dd(
                 tc = (1.0 - eps) * trow[c] + eps / n_cls if eps != 0.0 else trow[c]
                 tw = tc * w[c]
                 loss += 0.0 if tw == 0.0 else tw * _ell_dd(l_hi, l_lo, z[c], m)
-                tw_sum += tw
         if zl != 0.0:
             loss = loss + zl * row_w * (lse * lse)
         loss_out[i] = loss
@@ -306,30 +307,29 @@ def cross_entropy_dd(
             continue
         den_hi, den_lo = two_sum(1.0, s_hi)
         inv_hi, inv_lo = inverse_dd(den_hi, den_lo + s_lo)
-        b = eps / n_cls
-        if hard:
-            a = (1.0 - eps) * row_w + b * w_sum + 2.0 * zl * row_w * lse
-        else:
-            a = tw_sum + 2.0 * zl * lse
+        # g_j = c p_j with c = w_y * scale and p_j = e_j / (1 + s), both double-doubles: one
+        # rounding at the end (hard labels, no smoothing or z-loss: the only case sent here)
+        c_hi = row_w * sc
+        c_lo = fma(row_w, sc, -c_hi) + row_w * sc_lo
         for j in range(n_cls):
             d_hi, d_lo = two_sum(z[j], -m)
             e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
-            p = ((e_hi * inv_hi + (e_lo * inv_hi + e_hi * inv_lo)) * s1) * s2
-            if hard:
-                gj = a * p - b * w[j] if b != 0.0 else a * p
-            else:
-                tc = (1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]
-                gj = a * p - tc * w[j]
-            g[j] = gj * sc if d_hi > -np.inf else 0.0
-        if hard and z[y] > -np.inf:
-            p_y = inv_hi + inv_lo
+            p_hi = e_hi * inv_hi
+            p_lo = fma(e_hi, inv_hi, -p_hi) + (e_lo * inv_hi + e_hi * inv_lo)
+            gj = c_hi * p_hi + (c_hi * p_lo + c_lo * p_hi)
+            g[j] = (gj * s1) * s2 if d_hi > -np.inf else 0.0
+        if z[y] > -np.inf:
+            # 1 - p_y = (s + 1 - e_y) / (1 + s) without cancellation; s / (1 + s) at the max
             if z[y] == m:
-                one_minus_py = (s_hi + s_lo) * (inv_hi + inv_lo)
+                n_hi = s_hi
+                n_lo = s_lo
             else:
                 d_hi, d_lo = two_sum(z[y], -m)
                 e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
-                e_y = (e_hi * s1) * s2
-                p_y = e_y * inv_hi
-                one_minus_py = ((s_hi - e_y) + 1.0) * inv_hi
-            gy = -(1.0 - eps) * row_w * one_minus_py + (b * w_sum + 2.0 * zl * row_w * lse) * p_y
-            g[y] = (gy - b * w[y]) * sc
+                n_hi, err = two_sum(s_hi, -((e_hi * s1) * s2))
+                n_lo = err + (s_lo - (e_lo * s1) * s2)
+                n_hi, err = two_sum(n_hi, 1.0)
+                n_lo = n_lo + err
+            q_hi = n_hi * inv_hi
+            q_lo = fma(n_hi, inv_hi, -q_hi) + (n_lo * inv_hi + n_hi * inv_lo)
+            g[y] = -(c_hi * q_hi + (c_hi * q_lo + c_lo * q_hi))
