@@ -58,14 +58,14 @@ def test_module_extras(gen):
     torch.testing.assert_close(lt.Softmax(1, temperature=2.0)(x), torch.softmax(x / 2.0, 1))
 
 
-def _train(loss_module, final_layer=None, steps=30, seed=3):
+def _train(loss_module, final_layer=None, steps=12, seed=3):
     """Seed 003's Linear-Tanh-Linear classifier (narrower), SGD steps on fixed random data."""
     torch.manual_seed(seed)
     layers = [torch.nn.Linear(256, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2)]
     if final_layer is not None:
         layers.append(final_layer)
     model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(128, 256, generator=g)
     y = (x[:, :10].sum(1) > 0).long()
