@@ -13,7 +13,7 @@ from logmax.bench.cli import _shape
 def test_run_bench_tiny():
     pytest.importorskip("torch")
     res = run_bench(quick=True, shapes=[(8, 64)], dtypes=["float32", "float64"], repeats=2,
-                    peers=("torch", "scipy", "not_a_peer"))  # fmt: skip
+                    peers=("torch", "scipy", "not_a_peer"), pause=0.0)  # fmt: skip
     assert isinstance(res, BenchResult)
     assert res.threads == 2 and res.repeats == 2
     impls = {(r.op, r.dtype, r.impl) for r in res.rows}

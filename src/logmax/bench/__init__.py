@@ -202,6 +202,7 @@ def run_bench(
     peers: Sequence[str] = PEERS,
     cold: bool = False,
     progress: Callable[[str], None] | None = None,
+    pause: float | None = None,
 ) -> BenchResult:
     """Time logmax and its peers; see the module docstring for the method.
 
@@ -216,6 +217,9 @@ def run_bench(
         peers: which peers to try (missing ones are skipped and noted).
         cold: also measure compile times in a fresh process with an empty Numba cache.
         progress: called with a line of text before each case.
+        pause: seconds to sleep before each timed call; by default 0 when idle OpenMP threads
+            can be made to sleep (``OMP_WAIT_POLICY=PASSIVE``), else 0.25 (see
+            :func:`_quiet_idle_threads`).
     """
     shapes = tuple(shapes or (QUICK_SHAPES if quick else SHAPES))
     dtypes = tuple(dtypes or (QUICK_DTYPES if quick else DTYPES))
@@ -227,7 +231,8 @@ def run_bench(
         result.notes.append(f"not installed, skipped: {', '.join(missing)}")
     if os.environ.get("LOGMAX_KERNELS", "1").strip().lower() in ("0", "reference", "off"):
         result.notes.append("LOGMAX_KERNELS is off: 'logmax' is the reference implementation")
-    pause = _quiet_idle_threads()
+    quiet = _quiet_idle_threads()
+    pause = quiet if pause is None else pause
     idle = f"a {pause:.2f} s pause before each call" if pause else "OMP_WAIT_POLICY=PASSIVE"
     result.notes.append(f"idle OpenMP threads: {idle}")
     _set_threads(threads)
