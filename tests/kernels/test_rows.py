@@ -170,3 +170,16 @@ f64 = st.one_of(finite64, finite64, st.just(-np.inf), st.floats(-1.0, 1.0))
 )
 def test_hypothesis_float64(x, op, axis):
     check(op, x, axis % x.ndim)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("temperature", [1.0, 0.3])
+def test_stress_columns(op, dtype, temperature):
+    """The column kernels (reduction axis not last, no transpose) on the stress rows as columns,
+    in a block wider than one kernel block (300 columns)."""
+    cols = stress_rows(DTYPES[dtype]).T  # (4, 14): each stress row is now a column
+    wide = np.concatenate([cols] * 22, axis=1)[:, :300]
+    check(op, wide, 0, temperature=temperature)
+    check(op, np.stack([wide, wide[:, ::-1]]), 1, temperature=temperature)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from logmax._core.dtypes import BFLOAT16, round_to
-from logmax.kernels.cpu import _cross_entropy, _rows
+from logmax.kernels.cpu import _columns, _cross_entropy, _rows
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -80,6 +80,8 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
         return NotImplemented
     if where is not None:
         xc = np.where(where, xc, xc.dtype.type(-np.inf))  # masked entries take no part
+    if xc.dtype == F32 and axis != x.ndim - 1 and x.shape[axis] > 0:
+        return _elementwise_columns(op, x, xc, axis, float(temperature))
     rows, batch = _as_rows(xc, axis)
     out_dtype = x.dtype if x.dtype in (F32, F64) else F64  # 16-bit: round once at the end
     n_rows, n_cls = rows.shape
@@ -91,6 +93,23 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
     else:
         getattr(_rows, op + "_dd")(rows, out)
     result = out.reshape(batch) if op == "logsumexp" else _from_rows(out, batch, axis)
+    return result if out_dtype == x.dtype else round_to(result, x.dtype)
+
+
+def _elementwise_columns(op: str, x: np.ndarray, xc: np.ndarray, axis: int, t: float) -> Any:
+    """float32 along a middle axis: (pre, K, post) column kernels, no transpose."""
+    pre = int(np.prod(xc.shape[:axis], dtype=np.int64))
+    post = int(np.prod(xc.shape[axis + 1 :], dtype=np.int64))
+    cube = np.ascontiguousarray(xc).reshape(pre, xc.shape[axis], post)
+    out_dtype = x.dtype if x.dtype == F32 else F64
+    if op == "logsumexp":
+        out = np.empty((pre, 1, post), dtype=out_dtype)
+        _columns.columns_f32(cube, out, t, 2)
+        result = out.reshape(xc.shape[:axis] + xc.shape[axis + 1 :])
+    else:
+        out = np.empty(cube.shape, dtype=out_dtype)
+        _columns.columns_f32(cube, out, t, 0 if op == "softmax" else 1)
+        result = out.reshape(xc.shape)
     return result if out_dtype == x.dtype else round_to(result, x.dtype)
 
 
