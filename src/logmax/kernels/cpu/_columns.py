@@ -41,8 +41,9 @@ def _block_stats(x, p, q0, q1, t, m, s, status):
     flag = np.zeros(w)
     mx = np.full(w, -np.inf, dtype=np.float32)
     for k in range(n):
+        xr = x[p, k, q0:q1]
         for c in range(w):
-            v = x[p, k, q0 + c]
+            v = xr[c]
             mx[c] = v if v > mx[c] else mx[c]
             flag[c] += np.float64(v) * 0.0  # NaN once the column holds NaN or an infinity
     for c in range(w):
@@ -56,10 +57,9 @@ def _block_stats(x, p, q0, q1, t, m, s, status):
         s[c] = 0.0
     ties = np.zeros(w)
     for k in range(n):
+        xr = x[p, k, q0:q1]
         for c in range(w):
-            z = np.float64(x[p, k, q0 + c])
-            if t != 1.0:
-                z = z / t
+            z = np.float64(xr[c]) / t if t != 1.0 else np.float64(xr[c])
             d = z - m[c]
             s[c] += exp_f64(d) if d < 0.0 else 0.0
             ties[c] += 1.0 if d == 0.0 else 0.0
@@ -100,10 +100,20 @@ def columns_f32(x, out, t, op):
             if st != OK:
                 m[c] = np.nan  # marks the column for the fill below
         for k in range(n):
-            for c in range(w):
-                z = np.float64(x[p, k, q0 + c])
-                if t != 1.0:
-                    z = z / t
-                d = z - m[c]
-                v = exp_f64(d) * scale[c] if op == 0 else d - scale[c]
-                out[p, k, q0 + c] = v if m[c] == m[c] else fill[c]
+            _write_row(x[p, k, q0:q1], out[p, k, q0:q1], m, scale, fill, t, op)
+
+
+@njit(fastmath=FM, cache=True)
+def _write_row(xr, o, m, scale, fill, t, op):
+    """One row of a block: softmax (``op == 0``) or log_softmax; ``m`` NaN marks a fill column."""
+    w = xr.shape[0]
+    if op == 0:
+        for c in range(w):
+            z = np.float64(xr[c]) / t if t != 1.0 else np.float64(xr[c])
+            v = exp_f64(z - m[c]) * scale[c]
+            o[c] = v if m[c] == m[c] else fill[c]
+    else:
+        for c in range(w):
+            z = np.float64(xr[c]) / t if t != 1.0 else np.float64(xr[c])
+            v = (z - m[c]) - scale[c]
+            o[c] = v if m[c] == m[c] else fill[c]
