@@ -28,6 +28,8 @@ Edge rules
 
 from __future__ import annotations
 
+import decimal
+import fractions
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,35 +152,93 @@ def logsumexp(x, axes, where, temperature):
 
 @np.errstate(invalid="ignore", divide="ignore")  # masked entries are set to 0 / -inf below
 def logsumexp_weighted(x, axes, where, temperature, b):
-    """log|sum b_i exp(x_i)| and its sign (SciPy's ``b`` and ``return_sign``).
+    r"""log|sum b_i exp(x_i)| and its sign (SciPy's ``b`` and ``return_sign``).
 
-    Entries with ``b == 0`` are masked. With ``k`` the argmax of the rest,
-    ``sum = b_k e^m (1 + t)``, ``t = sum_{i != k} (b_i / b_k) e^{x_i - m}``, so
-    ``log|sum| = m + log|b_k| + log1p(t)`` keeps the log1p accuracy while ``t > -1``.
+    Entries with ``b == 0`` are masked. With :math:`d_i = x_i - m \le 0`, the sum is
+    :math:`e^m P`, :math:`P = \sum_i b_i e^{d_i}`, and :math:`\log|{\rm sum}| = m + \log|P|`
+    (``log1p(P - 1)`` when ``P`` is near 1). Each term near the maximum (:math:`d_i > -1`) is split
+    exactly as :math:`b_i + b_i \operatorname{expm1}(d_i)`, the others kept as
+    :math:`b_i e^{d_i}`:
+
+    .. math:: P - 1 = \Big(\sum_{d_i > -1} b_i - 1\Big)
+        + \sum_{d_i > -1} b_i \operatorname{expm1}(d_i) + \sum_{d_i \le -1} b_i e^{d_i}
+
+    The first bracket sums the weights as given, so weights that cancel on nearly equal ``x``
+    (the sum tiny beside its terms) and a confident row (``P - 1`` tiny) both keep their digits.
+
     Returns ``(lse, sign)`` in the compute dtype, with the batch shape.
     """
     b = np.broadcast_to(b, x.shape)
     keep = b != 0 if where is None else (where & (b != 0))
     z, batch_shape, _ = prepare(x, axes, keep, temperature)
-    bw = to_rows(b, axes)[0].astype(z.dtype)
     st = row_stats(z)
-    rows = np.arange(z.shape[0])
-    bk = bw[rows, st.k] if z.shape[1] else np.ones(z.shape[0], z.dtype)
-    bk = np.where(bk == 0, 1.0, bk)  # fully masked rows: any nonzero b_k
-    ratio = bw / bk[:, None]
-    terms = np.where(np.isneginf(st.d), 0.0, ratio * st.e)
-    if z.shape[1]:
-        terms[rows, st.k] = 0.0
-    t = terms.sum(axis=1)
-    log_rest = np.where(t > -1.0, np.log1p(np.maximum(t, -1.0)), np.log(np.abs(1.0 + t)))
-    lse = st.m + np.log(np.abs(bk)) + log_rest
-    sign = np.sign(bk) * np.sign(1.0 + t)
-    lse = np.where(sign == 0, -np.inf, lse)
+    live = ~np.isneginf(st.d)
+    bw = np.where(live, to_rows(b, axes)[0], 0.0).astype(z.dtype)
+    near = st.d > -1.0
+    const = np.where(near, bw, 0.0).sum(axis=1)
+    var = np.where(near, bw * np.expm1(st.d), bw * st.e).sum(axis=1)
+    pm1 = (const - 1.0) + var
+    p = const + var
+    log_p = np.where(np.abs(pm1) < 0.5, np.log1p(pm1), np.log(np.abs(p)))
+    sign = np.sign(p)
+    lse = np.where(sign == 0, -np.inf, st.m + log_p)
+    # Rows where the terms cancel (|P| far below sum |b_i e^d_i|) or where m and log|P| cancel
+    # are recomputed exactly: rare, and only there is the wide precision not enough.
+    size = np.abs(bw * st.e).sum(axis=1)
+    cancels = (np.abs(p) < 2.0**-20 * size) | (
+        np.abs(lse) < 2.0**-20 * np.maximum(np.abs(st.m), np.abs(log_p))
+    )
+    for r in np.flatnonzero(cancels & np.isfinite(st.m) & ~st.bad):
+        lse[r], sign[r] = _exact_logsumexp_row(z[r], bw[r], z.dtype)
     lse = np.where(np.isneginf(st.m), -np.inf, lse)
     sign = np.where(np.isneginf(st.m), 0.0, sign)
     lse = np.where(st.bad, np.nan, lse)
     sign = np.where(st.bad, np.nan, sign)
     return lse.reshape(batch_shape), sign.reshape(batch_shape)
+
+
+def _exact_logsumexp_row(z: np.ndarray, b: np.ndarray, dtype: np.dtype) -> tuple[float, float]:
+    """log|sum b_i e^{z_i}| and its sign with ``decimal``, precision raised until the value
+    rounded to ``dtype`` no longer changes. ``z`` and ``b`` are exact binary numbers."""
+    # Equal exponents are merged first, their weights summed exactly: only such terms can cancel
+    # exactly, and a Decimal sum would let them swallow smaller terms before cancelling.
+    merged: dict[fractions.Fraction, fractions.Fraction] = {}
+    for zi, bi in zip(z, b, strict=True):
+        if bi != 0 and not np.isneginf(zi):
+            key = _exact(zi)
+            merged[key] = merged.get(key, fractions.Fraction(0)) + _exact(bi)
+    terms = [(_to_decimal(k), _to_decimal(v)) for k, v in merged.items() if v != 0]
+    if not terms:
+        return -np.inf, 0.0
+    zs, bs = [t[0] for t in terms], [t[1] for t in terms]
+    m = max(zs)
+    previous = None
+    rounded = dtype.type(-np.inf)
+    for prec in (60, 120, 240, 480, 960, 1920, 3840, 7680):
+        ctx = decimal.Context(prec=prec, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+        acc = decimal.Decimal(0)
+        for bi, zi in zip(bs, zs, strict=True):
+            acc = ctx.add(acc, ctx.multiply(bi, ctx.exp(ctx.subtract(zi, m))))
+        if acc == 0:  # distinct exponents cannot cancel exactly: more digits are needed
+            continue
+        value = ctx.add(m, ctx.ln(acc.copy_abs()))
+        rounded = dtype.type(str(value))
+        if previous is not None and rounded == previous:
+            break
+        previous = rounded
+    return rounded, (1.0 if acc > 0 else -1.0) if acc != 0 else 0.0
+
+
+def _exact(v) -> fractions.Fraction:
+    """A binary float (float64 or long double) as an exact fraction."""
+    return fractions.Fraction(*np.longdouble(v).as_integer_ratio())
+
+
+def _to_decimal(q: fractions.Fraction) -> decimal.Decimal:
+    # 1100 digits hold any float64 or long double fraction here to far beyond the working precision
+    with decimal.localcontext(decimal.Context(prec=1100, Emax=decimal.MAX_EMAX,
+                                              Emin=decimal.MIN_EMIN)):  # fmt: skip
+        return decimal.Decimal(q.numerator) / decimal.Decimal(q.denominator)
 
 
 # ---------------------------------------------------------------------------------------------
