@@ -168,3 +168,19 @@ def test_output_dtype_and_shape_for_keepdims(dtype):
     assert logmax.logsumexp(x, axis=1, keepdims=True).shape == (2, 1, 4)
     assert logmax.logsumexp(x, axis=(0, 2), keepdims=True).shape == (1, 3, 1)
     assert logmax.logsumexp(x, axis=1).dtype == dtype
+
+
+def test_bfloat16_results_are_rounded_once():
+    # float64 -> bfloat16 in one rounding (ml_dtypes' cast goes through float32 and rounds twice);
+    # oracle: round-to-nearest-even on float64's bit pattern, for bfloat16's normal range
+    from logmax._core.dtypes import BFLOAT16, round_to
+
+    rng = np.random.default_rng(3)
+    v = rng.uniform(1, 2, 200_000) * 2.0 ** rng.integers(-120, 120, 200_000)
+    v[:1000] = 1.0 + 2.0**-8 + rng.uniform(0, 2.0**-24, 1000)  # just above a tie: double rounding
+    v *= rng.choice([-1.0, 1.0], v.size)
+    bits = v.view(np.uint64)
+    lsb = (bits >> np.uint64(45)) & np.uint64(1)
+    rounded = ((bits + np.uint64((1 << 44) - 1) + lsb) >> np.uint64(45)) << np.uint64(45)
+    expected = rounded.view(np.float64)
+    np.testing.assert_array_equal(round_to(v, BFLOAT16).astype(np.float64), expected)

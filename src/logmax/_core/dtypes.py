@@ -61,12 +61,15 @@ def round_to(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _round_to_bfloat16(y: np.ndarray) -> np.ndarray:
     # Round to odd into float32 (16 spare bits), then to nearest even: one correct rounding.
-    y64 = y.astype(np.float64)
-    f = y64.astype(np.float32)
-    inexact = np.isfinite(y64) & (f.astype(np.float64) != y64)
-    if np.any(inexact):
-        away = np.abs(f.astype(np.float64)) > np.abs(y64)
-        f = np.where(inexact & away, np.nextafter(f, np.float32(0)), f)
-        bits = f.view(np.uint32) | inexact.astype(np.uint32)
-        f = bits.view(np.float32)
+    # On the bit pattern: step the magnitude back toward zero where float32 rounded away from it,
+    # then set the last bit wherever the float32 value is inexact (NaN stays NaN).
+    y64 = y.astype(np.float64, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, stepped back below
+        f = y64.astype(np.float32)
+    back = f.astype(np.float64)
+    inexact = back != y64
+    away = (back > y64) ^ (y64 < 0)  # |back| > |y| where inexact
+    bits = f.view(np.uint32)
+    bits -= (inexact & away).view(np.uint8)
+    bits |= inexact.view(np.uint8)
     return f.astype(BFLOAT16)
