@@ -71,10 +71,12 @@ def logits_and_weights(draw):
 _TINY = np.array([[1.17549435e-38, 0.0]], dtype=ml_dtypes.bfloat16)  # the smallest normal, 0
 
 
-# found by hypothesis: log|0.5 e^tiny - 0.5| (nearly cancelling weights: sign 1, lse -88) and
-# log(0.5 e^tiny + 0.5) (a result of 5.9e-39 where log|b_k| + log1p(t) cancels)
+# found by hypothesis: log|0.5 e^tiny - 0.5| (nearly cancelling weights: sign 1, lse -88),
+# log(0.5 e^tiny + 0.5) (a result of 5.9e-39 where log|b_k| + log1p(t) cancels), and a tie
+# whose weights cancel exactly, leaving -e^(2^-16): log|sum| = 2^-16
 @example(xb=(_TINY, np.array([[0.5, -0.5]], dtype=ml_dtypes.bfloat16)))
 @example(xb=(_TINY, np.array([[0.5, 0.5]], dtype=ml_dtypes.bfloat16)))
+@example(xb=(np.array([[2.0**-16, 1e-3, 1e-3]]), np.array([[-1.0, 0.5, -0.5]])))
 @given(xb=logits_and_weights())
 def test_logsumexp_with_signed_weights(xb):
     x, b = xb

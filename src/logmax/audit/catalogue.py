@@ -568,8 +568,15 @@ def _lse_b_signed(fmt: Format, quick: bool) -> Built:
 def _lse_b_cancel(fmt: Format, quick: bool) -> Built:
     tiny = fmt.min_normal
     eps = math.ldexp(1.0, 1 - fmt.precision)
-    x = np.array([[tiny, 0.0], [tiny, 0.0], [eps, 0.0], [1.0 + eps, 1.0], [1e-3, 0.0]])
-    b = np.array([[0.5, -0.5], [0.5, 0.5], [1.0, -1.0], [-1.0, 1.0], [2.0, -2.0]])
+    x = np.array(
+        [[tiny, 0.0, 0.0], [tiny, 0.0, 0.0], [eps, 0.0, 0.0], [1.0 + eps, 1.0, 0.0],
+         [1e-3, 0.0, 0.0], [2.0**-16, 1e-3, 1e-3]]
+    )  # fmt: skip
+    # b = 0 entries are left out; the last row's tie at 1e-3 cancels exactly
+    b = np.array(
+        [[0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [1.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [2.0, -2.0, 0.0],
+         [-1.0, 0.5, -0.5]]
+    )  # fmt: skip
     return Built(x, None, {"b": b, "return_sign": True})
 
 

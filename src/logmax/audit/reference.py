@@ -303,6 +303,7 @@ class Logits:
         self.bad = np.any(keep & (np.isnan(self.rows) | (self.rows == np.inf)), axis=1)
         self.keep = keep & (self.rows != -np.inf) & ~np.isnan(self.rows)
         self.empty = ~np.any(self.keep, axis=1)
+        self._n_kept = np.count_nonzero(self.keep, axis=1)
         masked = np.where(self.keep, self.rows, -np.inf)
         self.k = np.argmax(masked, axis=1) if n_cls else np.zeros(n_rows, dtype=np.intp)
         self.temperature = float(temperature)
@@ -383,10 +384,10 @@ class Logits:
                 return -math.inf
             row = self.row(r)
             ball = row.d[i] - row.log1p_s
-            exact_d = self._exact_d(r, i)
-            if exact_d is None:
+            if self.softcap is not None:  # d_i is transcendental: never on a boundary
                 return ball
-            return Split(ball, lambda: (exact_d, -row.log1p_s), -1 if self._has_s(r) else None)
+            sign = -1 if self._has_s(r) else None
+            return Split(ball, lambda: (self._exact_d(r, i), -row.log1p_s), sign)
 
         return self._elements(value)
 
@@ -408,10 +409,10 @@ class Logits:
             return -math.inf
         row = self.row(r)
         ball = row.m + row.log1p_s
-        exact_m = self._exact_d(r, None)
-        if exact_m is None:
+        if self.softcap is not None:
             return ball
-        return Split(ball, lambda: (exact_m, row.log1p_s), 1 if self._has_s(r) else None)
+        sign = 1 if self._has_s(r) else None
+        return Split(ball, lambda: (self._exact_d(r, None), row.log1p_s), sign)
 
     def _exact_d(self, r: int, i: int | None) -> Fraction | None:
         """``d_i = z_i - m`` (or ``m`` itself for ``i=None``) as an exact rational, if it is one
@@ -426,18 +427,26 @@ class Logits:
 
     def _has_s(self, r: int) -> bool:
         """The row keeps more than one entry, so ``s > 0`` and ``log1p(s) > 0``."""
-        return int(np.count_nonzero(self.keep[r])) > 1
+        return bool(self._n_kept[r] > 1)
 
-    def _weighted_sum(self, r: int) -> arb | None:
-        """``sum b_i e^{d_i}`` of row ``r`` (``None`` when it is exactly 0)."""
-        if _cancels_exactly(self.rows[r], self.b[r], self.keep[r]):
+    def _weighted_sum(self, r: int) -> tuple[arb, arb] | None:
+        """``(m', sum_g B_g e^{z_g - m'})`` for row ``r``, or ``None`` when the sum is exactly 0.
+
+        Entries with equal ``x`` are merged first (their b's summed exactly) and groups whose b's
+        cancel are dropped, so ``m'`` is the largest exponent that survives: only ties can cancel
+        exactly (distinct exponents give a nonzero sum, Lindemann-Weierstrass), and shifting by
+        a cancelled maximum would leave a sum of astronomically small terms.
+        """
+        groups = _merged_weights(self.rows[r], self.b[r], self.keep[r])
+        if not groups:
             return None
-        row = self.row(r)
-        bs = self.b[r].tolist()
+        x_top = max(groups)
+        m = self._z(x_top)
         total = arb(0)
-        for i in np.flatnonzero(self.keep[r]).tolist():
-            total += arb(bs[i]) * row.e[i]
-        return total
+        for x, weight in groups.items():
+            term = arb(1) if x == x_top else (self._z(x) - m).exp()
+            total += _arb(weight) * term
+        return m, total
 
     def _logsumexp_weighted(self) -> Exact:
         n_rows = self.rows.shape[0]
@@ -449,13 +458,15 @@ class Logits:
                 if self.bad[r]:
                     out.append(math.nan)
                     continue
-                total = None if self.empty[r] else self._weighted_sum(r)
-                if total is None:
+                found = None if self.empty[r] else self._weighted_sum(r)
+                if found is None:
                     out.append(-math.inf)
-                elif not (total > 0 or total < 0):  # the sign is not known yet: more precision
+                    continue
+                m, total = found
+                if not (total > 0 or total < 0):  # the sign is not known yet: more precision
                     out.append(arb.nan())
                 else:
-                    out.append(self.row(r).m + abs(total).log())
+                    out.append(m + abs(total).log())
             return out
 
         out = certify(n_rows, evaluate, self.fmt)
@@ -472,9 +483,10 @@ class Logits:
         bits = max(64, self.fmt.precision + EXTRA_BITS)
         while bits <= MAX_PRECISION:
             with _precision(bits):
-                total = self._weighted_sum(r)
-                if total is None:
+                found = self._weighted_sum(r)
+                if found is None:
                     return 0.0
+                total = found[1]
                 if total > 0:
                     return 1.0
                 if total < 0:
@@ -642,15 +654,12 @@ def _sum_values(values: list[Value], divisor: Fraction = Fraction(1)) -> Value:
     return Split(total, parts, signs.pop() if len(signs) == 1 else None)
 
 
-def _cancels_exactly(xs: np.ndarray, bs: np.ndarray, keep: np.ndarray) -> bool:
-    """Whether ``sum b_i e^{x_i}`` is exactly 0: the b's of each distinct x sum to 0.
-
-    Distinct exponents give a nonzero sum (Lindemann-Weierstrass), so only ties can cancel.
-    """
+def _merged_weights(xs: np.ndarray, bs: np.ndarray, keep: np.ndarray) -> dict[float, Fraction]:
+    """The kept entries' ``b`` summed exactly per distinct ``x``; groups summing to 0 dropped."""
     groups: dict[float, Fraction] = {}
     for x, b in zip(xs[keep].tolist(), bs[keep].tolist(), strict=True):
         groups[x] = groups.get(x, Fraction(0)) + Fraction(b)
-    return all(v == 0 for v in groups.values())
+    return {x: v for x, v in groups.items() if v != 0}
 
 
 # ---------------------------------------------------------------------------------------------
