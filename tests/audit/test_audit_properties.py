@@ -2,11 +2,15 @@
 
 The examples per test come from the hypothesis profile (tests/conftest.py): 40 in CI, 100 000
 with ``LOGMAX_HYPOTHESIS_PROFILE=long uv run pytest tests/audit/test_audit_properties.py``.
+``LOGMAX_AUDIT_EXAMPLES=N`` sets another count for these tests only.
 """
+
+import os
 
 import ml_dtypes
 import numpy as np
-from hypothesis import example, given, note
+from hypothesis import example, note, settings
+from hypothesis import given as _given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -28,6 +32,17 @@ def logits(draw, max_rows: int = 3, max_cls: int = 12, masked: bool = True):
         drop = draw(arrays(np.int8, shape, elements=st.integers(0, 9))) == 0
         x = np.where(drop, -np.inf, x)
     return x.astype(fmt.dtype)
+
+
+def given(*args, **kwargs):
+    """``hypothesis.given``, with ``LOGMAX_AUDIT_EXAMPLES`` examples when that is set."""
+    count = os.environ.get("LOGMAX_AUDIT_EXAMPLES")
+
+    def wrap(test):
+        wrapped = _given(*args, **kwargs)(test)
+        return settings(max_examples=int(count))(wrapped) if count else wrapped
+
+    return wrap
 
 
 temperatures = st.sampled_from([1.0, 1.0, 0.5, 3.0])
