@@ -26,7 +26,7 @@ from logmax.torch import _lce_core
 from logmax.torch import _lce_math as lm
 
 MIB = 1 << 20
-DEFAULT_BUDGET = {"cpu": 48 * MIB}  # bytes of chunk workspace; other devices: OTHER_BUDGET
+DEFAULT_BUDGET = {"cpu": 64 * MIB}  # bytes of chunk workspace; other devices: OTHER_BUDGET
 OTHER_BUDGET = 512 * MIB
 MIN_ROWS = 32  # below this many rows per chunk the matrix products lose efficiency: cut V instead
 CPU_GROUP_BYTES = 4 * MIB  # elementwise passes run on row groups of about this size on the CPU
@@ -81,7 +81,7 @@ def make_plan(
 ) -> Plan:
     """Chunk sizes: the user's, or the largest that keep the workspace within the budget.
 
-    The budget (default 48 MiB on the CPU, 512 MiB elsewhere) covers the chunk's logits and
+    The budget (default 64 MiB on the CPU, 512 MiB elsewhere) covers the chunk's logits and
     gradient; the gradients of ``W`` and ``h`` themselves come on top of it.
     """
     budget = memory_budget or DEFAULT_BUDGET.get(device.type, OTHER_BUDGET)

@@ -61,7 +61,7 @@ def linear_cross_entropy(
 
     A drop-in for :func:`torch.nn.functional.linear_cross_entropy` (hard labels) that never holds
     the ``(N, V)`` logits: memory is the gradients of ``W`` and ``input`` plus one chunk's
-    workspace (``memory_budget``, default 48 MiB on the CPU, 512 MiB on other devices).
+    workspace (``memory_budget``, default 64 MiB on the CPU, 512 MiB on other devices).
 
     Args:
         input: hidden states, shape ``(..., D)`` (``(D,)``, ``(N, D)`` or ``(B, T, D)``).
