@@ -329,12 +329,12 @@ def _naive() -> dict[str, OpFn]:
 
     def log_softmax(x, target=None, **o):
         with np.errstate(all="ignore"):
-            return np.log(softmax(x, **o)).astype(x.dtype)
+            return np.log(softmax(x, **o)).astype(x.dtype)  # noqa: LMX103
 
     def logsumexp(x, target=None, **o):
         _no(o, "b", "return_sign")
         with np.errstate(all="ignore"):
-            return np.log(np.exp(_masked_np(x, o)).sum(axis=-1)).astype(x.dtype)
+            return np.log(np.exp(_masked_np(x, o)).sum(axis=-1)).astype(x.dtype)  # noqa: LMX105
 
     def cross_entropy(x, target, weight=None, ignore_index=-100, reduction="mean", **o):
         _no(o, "label_smoothing", "softcap", "z_loss")
@@ -370,16 +370,16 @@ def _seed001() -> dict[str, OpFn]:
     import torch
 
     def Softmax(x):  # noqa: N802 - the seed's names
-        return (torch.exp(x).T / torch.sum(torch.exp(x), axis=1).T).T
+        return (torch.exp(x).T / torch.sum(torch.exp(x), axis=1).T).T  # noqa: LMX104
 
     def logSoftmax(x):  # noqa: N802
-        return torch.log(Softmax(x))
+        return torch.log(Softmax(x))  # noqa: LMX103
 
     def CrossEntropy(Q, P):  # noqa: N802
         batch_size = Q.shape[0]
         num_of_classes = Q.shape[1]
         P = torch.eye(num_of_classes)[P]
-        loss = -torch.sum(P * torch.log(Q)) / batch_size
+        loss = -torch.sum(P * torch.log(Q)) / batch_size  # noqa: LMX107
         return loss.item()
 
     def rows(fn: Callable) -> OpFn:

@@ -56,7 +56,7 @@ def _pairing_losses() -> dict[str, Callable]:
         return F.one_hot(y, z.shape[1]).to(z.dtype)
 
     def ce(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(z, y, reduction="none")
+        return F.cross_entropy(z, y, reduction="none")  # noqa: LMX101
 
     def nll(logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.nll_loss(logp, y, reduction="none")
@@ -64,7 +64,7 @@ def _pairing_losses() -> dict[str, Callable]:
     return {
         "logits + CrossEntropyLoss": ce,
         "LogSoftmax + NLLLoss": lambda z, y: nll(F.log_softmax(z, 1), y),
-        "log(Softmax) + NLLLoss": lambda z, y: nll(torch.log(F.softmax(z, 1)), y),
+        "log(Softmax) + NLLLoss": lambda z, y: nll(torch.log(F.softmax(z, 1)), y),  # noqa: LMX103
         "Softmax + CrossEntropyLoss": lambda z, y: ce(F.softmax(z, 1), y),
         # nn.MSELoss averages over the C outputs of the row
         "Softmax + MSELoss": lambda z, y: (F.softmax(z, 1) - onehot(z, y)).pow(2).mean(1),

@@ -36,7 +36,7 @@ class LogOfSoftmax(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(torch.softmax(x, dim=self.dim))
+        return torch.log(torch.softmax(x, dim=self.dim))  # noqa: LMX103
 
 
 def mse_on_onehot(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -52,15 +52,15 @@ def _seed001_manual(output: Any, target: Any) -> tuple[Any, Any, float]:
 
     def softmax(x: torch.Tensor) -> torch.Tensor:
         # the notebook's (exp(x).T / sum(exp(x), axis=1).T).T, written without 1-D transposes
-        return torch.exp(x) / torch.sum(torch.exp(x), dim=1, keepdim=True)
+        return torch.exp(x) / torch.sum(torch.exp(x), dim=1, keepdim=True)  # noqa: LMX104
 
     def log_softmax(x: torch.Tensor) -> torch.Tensor:
-        return torch.log(softmax(x))
+        return torch.log(softmax(x))  # noqa: LMX103
 
     def cross_entropy(q: torch.Tensor, p: torch.Tensor) -> float:
         batch_size, num_of_classes = q.shape
         onehot = torch.eye(num_of_classes)[p]
-        return (-torch.sum(onehot * torch.log(q)) / batch_size).item()
+        return (-torch.sum(onehot * torch.log(q)) / batch_size).item()  # noqa: LMX107
 
     probs = softmax(output)
     return probs, log_softmax(output), cross_entropy(probs, target)
@@ -220,7 +220,7 @@ def alpha_methods() -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
     import torch
 
     def naive32(x: np.ndarray) -> np.ndarray:
-        return torch.log(torch.softmax(torch.from_numpy(x), dim=0)).numpy()
+        return torch.log(torch.softmax(torch.from_numpy(x), dim=0)).numpy()  # noqa: LMX103
 
     def torch32(x: np.ndarray) -> np.ndarray:
         return torch.log_softmax(torch.from_numpy(x), dim=0).numpy()
@@ -232,7 +232,7 @@ def alpha_methods() -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
         return np.asarray(value)
 
     def naive64(x: np.ndarray) -> np.ndarray:
-        return torch.log(torch.softmax(torch.from_numpy(x).double(), dim=0)).numpy()
+        return torch.log(torch.softmax(torch.from_numpy(x).double(), dim=0)).numpy()  # noqa: LMX103
 
     return [
         ("torch.log(torch.softmax(x)) float32", naive32),
@@ -379,7 +379,7 @@ def seed000_tiny() -> Part:
             torch.log_softmax(torch.from_numpy(z), dim=0).numpy(),
             None,
         ),
-        ("naive np.log(np.exp(z) / np.exp(z).sum())", np.log(np.exp(z) / np.exp(z).sum()), None),
+        ("naive np.log(np.exp(z) / np.exp(z).sum())", np.log(np.exp(z) / np.exp(z).sum()), None),  # noqa: LMX103, LMX104
     ]
     lm, err = call_logmax("log_softmax", z)
     candidates.append(("logmax.log_softmax(z)", None if err else np.asarray(lm), err))
@@ -461,8 +461,8 @@ def seed003_constant(constants: tuple[float, ...] = SEED003_CONSTANTS) -> Part:
         for c in constants:
             for dtype in (np.float32, np.float64):
                 x = np.full(n, c, dtype=dtype)
-                naive = np.exp(x) / np.exp(x).sum()
-                naive_log = np.log(naive)
+                naive = np.exp(x) / np.exp(x).sum()  # noqa: LMX104
+                naive_log = np.log(naive)  # noqa: LMX103
                 sm, err1 = call_logmax("softmax", x)
                 lsm, err2 = call_logmax("log_softmax", x)
                 err = err1 or err2
