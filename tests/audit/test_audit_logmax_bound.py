@@ -36,8 +36,26 @@ def _check(result, op: str, dtype: str) -> None:
     )
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", OPS)
+# Known misses, each strict: the test fails as soon as one is fixed, so the mark comes off.
+KNOWN_MISSES = {
+    ("logsumexp", "float64"): "logsumexp_b_near_cancel: a tie whose weights cancel exactly "
+    "(x = [2^-16, 1e-3, 1e-3], b = [-1, 0.5, -0.5]) comes out 4 ULP off",
+    ("log_softmax", "float64"): "subnormal_log_probabilities: the float64 CPU kernel is 2.4 ULP "
+    "off where -log1p(5 e^-742) is a float64 subnormal (the core path is within 0.5)",
+    ("cross_entropy", "float64"): "subnormal_log_probabilities: the float64 CPU kernel is 2.4 ULP "
+    "off where the loss is a float64 subnormal (the core path is within 0.5)",
+}
+
+
+def _params():
+    for op in OPS:
+        for dtype in DTYPES:
+            why = KNOWN_MISSES.get((op, dtype))
+            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+            yield pytest.param(op, dtype, marks=marks, id=f"{op}-{dtype}")
+
+
+@pytest.mark.parametrize(("op", "dtype"), list(_params()))
 def test_logmax_within_its_bound_on_the_catalogue(quick_audit, op, dtype):
     _check(quick_audit, op, dtype)
 

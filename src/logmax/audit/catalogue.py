@@ -215,6 +215,19 @@ def _confident(fmt: Format, quick: bool) -> Built:
     return Built(x, np.zeros(len(margins), dtype=np.int64), {"reduction": "none"}, margins)
 
 
+@case(
+    "subnormal_log_probabilities",
+    "confident rows whose -log p of the winner, log1p(5 e^-margin), lands among the format's "
+    "subnormals (margins around -log of the smallest subnormal): every digit still counts",
+)
+def _subnormal_margins(fmt: Format, quick: bool) -> Built:
+    edge = -math.log(fmt.min_subnormal)
+    margins = edge + np.linspace(-6.0, 2.0, 17)
+    x = np.zeros((len(margins), 6))
+    x[:, 0] = margins
+    return Built(x, np.zeros(len(margins), dtype=np.int64), {"reduction": "none"})
+
+
 def _masked_rows(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = _rng(name)
     x = rng.normal(scale=3.0, size=(20, 50))
