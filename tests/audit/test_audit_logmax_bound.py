@@ -37,14 +37,8 @@ def _check(result, op: str, dtype: str) -> None:
 
 
 # Known misses, each strict: the test fails as soon as one is fixed, so the mark comes off.
-KNOWN_MISSES = {
-    ("logsumexp", "float64"): "logsumexp_b_near_cancel: a tie whose weights cancel exactly "
-    "(x = [2^-16, 1e-3, 1e-3], b = [-1, 0.5, -0.5]) comes out 4 ULP off",
-    ("log_softmax", "float64"): "subnormal_log_probabilities: the float64 CPU kernel is 2.4 ULP "
-    "off where -log1p(5 e^-742) is a float64 subnormal (the core path is within 0.5)",
-    ("cross_entropy", "float64"): "subnormal_log_probabilities: the float64 CPU kernel is 2.4 ULP "
-    "off where the loss is a float64 subnormal (the core path is within 0.5)",
-}
+# (op, dtype) -> why logmax misses its bound there; empty: logmax holds it everywhere.
+KNOWN_MISSES: dict[tuple[str, str], str] = {}
 
 
 def _params():

@@ -156,12 +156,12 @@ def logsumexp_weighted(x, axes, where, temperature, b):
 
     Entries with ``b == 0`` are masked. With :math:`d_i = x_i - m \le 0`, the sum is
     :math:`e^m P`, :math:`P = \sum_i b_i e^{d_i}`, and :math:`\log|{\rm sum}| = m + \log|P|`
-    (``log1p(P - 1)`` when ``P`` is near 1). Each term near the maximum (:math:`d_i > -1`) is split
+    (``log1p(|P| - 1)`` when ``|P|`` is near 1). Each term near the maximum (:math:`d_i > -1`) is split
     exactly as :math:`b_i + b_i \operatorname{expm1}(d_i)`, the others kept as
     :math:`b_i e^{d_i}`:
 
-    .. math:: P - 1 = \Big(\sum_{d_i > -1} b_i - 1\Big)
-        + \sum_{d_i > -1} b_i \operatorname{expm1}(d_i) + \sum_{d_i \le -1} b_i e^{d_i}
+    .. math:: \pm P - 1 = \Big(\pm\sum_{d_i > -1} b_i - 1\Big)
+        \pm \Big(\sum_{d_i > -1} b_i \operatorname{expm1}(d_i) + \sum_{d_i \le -1} b_i e^{d_i}\Big)
 
     The first bracket sums the weights as given, so weights that cancel on nearly equal ``x``
     (the sum tiny beside its terms) and a confident row (``P - 1`` tiny) both keep their digits.
@@ -177,16 +177,18 @@ def logsumexp_weighted(x, axes, where, temperature, b):
     near = st.d > -1.0
     const = np.where(near, bw, 0.0).sum(axis=1)
     var = np.where(near, bw * np.expm1(st.d), bw * st.e).sum(axis=1)
-    pm1 = (const - 1.0) + var
     p = const + var
-    log_p = np.where(np.abs(pm1) < 0.5, np.log1p(pm1), np.log(np.abs(p)))
+    sp = np.where(p < 0, -1.0, 1.0)
+    q = (sp * const - 1.0) + sp * var  # |P| - 1, without rounding |P| first
+    log_p = np.where(np.abs(q) < 0.5, np.log1p(q), np.log(np.abs(p)))
     sign = np.sign(p)
     lse = np.where(sign == 0, -np.inf, st.m + log_p)
     # Rows where the terms cancel (|P| far below sum |b_i e^d_i|) or where m and log|P| cancel
-    # are recomputed exactly: rare, and only there is the wide precision not enough.
+    # are recomputed exactly: rare, and only there is the wide precision not enough (long double
+    # has 11 bits beyond float64, so a cancellation of 2^8 is the most it absorbs).
     size = np.abs(bw * st.e).sum(axis=1)
-    cancels = (np.abs(p) < 2.0**-20 * size) | (
-        np.abs(lse) < 2.0**-20 * np.maximum(np.abs(st.m), np.abs(log_p))
+    cancels = (np.abs(p) < 2.0**-8 * size) | (
+        np.abs(lse) < 2.0**-8 * np.maximum(np.abs(st.m), np.abs(log_p))
     )
     for r in np.flatnonzero(cancels & np.isfinite(st.m) & ~st.bad):
         lse[r], sign[r] = _exact_logsumexp_row(z[r], bw[r], z.dtype)
@@ -364,7 +366,8 @@ def nll_rows(
         y = np.where(counted, y_all, 0)
         row_w = np.where(counted, w_cls[y] if n_cls else 0.0, 0.0)
         picked = lp[rows, y] if n_cls else np.zeros(n_rows, lp.dtype)
-        loss = np.where(counted, -row_w * picked, 0.0)
+        with np.errstate(invalid="ignore"):  # weight 0 on a -inf entry: replaced by 0
+            loss = np.where(counted & (row_w != 0), -row_w * picked, 0.0)
         dense = None
     grad = None
     if grad_scale is not None:

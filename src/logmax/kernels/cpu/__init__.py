@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from logmax._core import reference
 from logmax._core.dtypes import BFLOAT16, round_to
 from logmax.kernels.cpu import _columns, _cross_entropy, _rows
 
@@ -92,8 +93,25 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
         getattr(_rows, op + "_f32")(rows, out, float(temperature))
     else:
         getattr(_rows, op + "_dd")(rows, out)
+        _redo_subnormal_rows(op, rows, out)
     result = out.reshape(batch) if op == "logsumexp" else _from_rows(out, batch, axis)
     return result if out_dtype == x.dtype else round_to(result, x.dtype)
+
+
+def _subnormal(y: np.ndarray) -> np.ndarray:
+    return (y != 0) & (np.abs(y) < np.finfo(np.float64).tiny)
+
+
+def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray) -> None:
+    """float64 rows whose result lands among the subnormals go through the reference.
+
+    There the exponentials summed into ``s`` are subnormal themselves and keep only a few bits
+    (log_softmax([742.1875, 0, 0, 0, 0, 0])[0] = -log1p(5 e^-742.19) = -2.4e-322); the
+    reference's long double has the exponent range to carry them. Such rows are rare.
+    """
+    redo = np.flatnonzero(_subnormal(out) if out.ndim == 1 else _subnormal(out).any(axis=1))
+    if redo.size:
+        out[redo] = getattr(reference, op)(rows[redo], (1,), None, 1.0)
 
 
 def _elementwise_columns(op: str, x: np.ndarray, xc: np.ndarray, axis: int, t: float) -> Any:
@@ -173,6 +191,17 @@ def _cross_entropy_op(
         )
     else:
         _cross_entropy.cross_entropy_dd(rows, *common, scale, scale_lo, want_grad, loss, lse, grad)
+        redo = np.flatnonzero(_subnormal(loss))
+        if redo.size:  # see _redo_subnormal_rows
+            sub_scale = None if not want_grad else wide[redo]
+            l_r, lse_r, g_r = reference.cross_entropy_rows(
+                rows[redo], 1, target=labels[redo], soft=False, weight=weight,
+                ignore_index=ignore_index, label_smoothing=0.0, temperature=1.0, softcap=None,
+                z_loss=0.0, where=None, grad_scale=sub_scale,
+            )  # fmt: skip
+            loss[redo], lse[redo] = l_r, lse_r
+            if want_grad:
+                grad[redo] = g_r
     g = None
     if want_grad:
         g = _from_rows(grad, batch, axis)
