@@ -16,7 +16,7 @@ from logmax import __version__
 
 # subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "report": ("logmax.report.cli", "run the study, audit, benchmark and lint demo; write a report"),
+    "report": ("logmax.report.cli", "the study, audit, benchmark and lint demo in one report"),
     "study": ("logmax.study.cli", "reproduce the seeds' claims on real data"),
     "bench": ("logmax.bench.cli", "time logmax against torch, scipy and jax in one run"),
     "lint": ("logmax.lint.cli", "find softmax/log-softmax mistakes in Python files and notebooks"),

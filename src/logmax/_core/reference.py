@@ -156,8 +156,8 @@ def logsumexp_weighted(x, axes, where, temperature, b):
 
     Entries with ``b == 0`` are masked. With :math:`d_i = x_i - m \le 0`, the sum is
     :math:`e^m P`, :math:`P = \sum_i b_i e^{d_i}`, and :math:`\log|{\rm sum}| = m + \log|P|`
-    (``log1p(|P| - 1)`` when ``|P|`` is near 1). Each term near the maximum (:math:`d_i > -1`) is split
-    exactly as :math:`b_i + b_i \operatorname{expm1}(d_i)`, the others kept as
+    (``log1p(|P| - 1)`` when ``|P|`` is near 1). Each term near the maximum (:math:`d_i > -1`)
+    is split exactly as :math:`b_i + b_i \operatorname{expm1}(d_i)`, the others kept as
     :math:`b_i e^{d_i}`:
 
     .. math:: \pm P - 1 = \Big(\pm\sum_{d_i > -1} b_i - 1\Big)
