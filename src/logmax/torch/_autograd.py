@@ -44,40 +44,35 @@ def _scale_saved_grad(grad: torch.Tensor, g: torch.Tensor, reduction: str) -> to
     return grad * g.to(grad.dtype)
 
 
-class SoftmaxFunction(torch.autograd.Function):
-    """y = softmax(x / T) along ``dim``; backward y (g - sum(g y)) / T."""
+def _normalising_function(op: str, name: str, doc: str) -> type[torch.autograd.Function]:
+    """The Function for ``op`` (softmax or log_softmax): forward keeps the output ``y``, backward
+    is the op's vector-Jacobian product from ``y``. Named ``name`` (the guard reads
+    ``grad_fn`` names)."""
 
-    @staticmethod
     def forward(ctx, x, dim, temperature, nan_policy):
-        y = path_for(x).softmax(x, dim, temperature=temperature, nan_policy=nan_policy)
+        y = getattr(path_for(x), op)(x, dim, temperature=temperature, nan_policy=nan_policy)
         ctx.save_for_backward(y)
         ctx.dim, ctx.temperature = dim, temperature
         return y
 
-    @staticmethod
     @once_differentiable
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        gx = path_for(y).softmax_vjp(y, g, ctx.dim, temperature=ctx.temperature)
+        gx = getattr(path_for(y), op + "_vjp")(y, g, ctx.dim, temperature=ctx.temperature)
         return gx, None, None, None
 
+    body = {"__doc__": doc, "forward": staticmethod(forward), "backward": staticmethod(backward)}
+    return type(name, (torch.autograd.Function,), body)
 
-class LogSoftmaxFunction(torch.autograd.Function):
-    """y = log_softmax(x / T) along ``dim``; backward (g - exp(y) sum(g)) / T, 0 where masked."""
 
-    @staticmethod
-    def forward(ctx, x, dim, temperature, nan_policy):
-        y = path_for(x).log_softmax(x, dim, temperature=temperature, nan_policy=nan_policy)
-        ctx.save_for_backward(y)
-        ctx.dim, ctx.temperature = dim, temperature
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        gx = path_for(y).log_softmax_vjp(y, g, ctx.dim, temperature=ctx.temperature)
-        return gx, None, None, None
+SoftmaxFunction = _normalising_function(
+    "softmax", "SoftmaxFunction", "y = softmax(x / T) along ``dim``; backward y (g - sum(g y)) / T."
+)
+LogSoftmaxFunction = _normalising_function(
+    "log_softmax",
+    "LogSoftmaxFunction",
+    "y = log_softmax(x / T) along ``dim``; backward (g - exp(y) sum(g)) / T, 0 where masked.",
+)
 
 
 class LogSumExpFunction(torch.autograd.Function):

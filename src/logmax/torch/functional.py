@@ -106,13 +106,18 @@ def softmax(
         >>> lt.softmax(torch.tensor([[1000.0, 1000.0, -float("inf")]]), dim=1)
         tensor([[0.5000, 0.5000, 0.0000]])
     """
+    return _normalise(SoftmaxFunction, "softmax", input, dim, dtype, temperature, nan_policy)
+
+
+def _normalise(fn, name, input, dim, dtype, temperature, nan_policy) -> torch.Tensor:
+    """softmax / log_softmax after torch's argument handling (legacy ``dim=None``, ``dtype``)."""
     if dim is None:
-        dim = _legacy_softmax_dim("softmax", input.dim())
+        dim = _legacy_softmax_dim(name, input.dim())
     if dtype is not None:
         input = input.to(dtype)
     _check_float(input, "input")
     t, policy = _options(temperature, nan_policy)
-    return _along(SoftmaxFunction.apply, input, dim, t, policy)
+    return _along(fn.apply, input, dim, t, policy)
 
 
 @_eager
@@ -134,13 +139,7 @@ def log_softmax(
         >>> lt.log_softmax(1000 * torch.tensor([-1.0, 0.0, 1.0]), dim=0)  # seed 002
         tensor([-2000., -1000.,     0.])
     """
-    if dim is None:
-        dim = _legacy_softmax_dim("log_softmax", input.dim())
-    if dtype is not None:
-        input = input.to(dtype)
-    _check_float(input, "input")
-    t, policy = _options(temperature, nan_policy)
-    return _along(LogSoftmaxFunction.apply, input, dim, t, policy)
+    return _normalise(LogSoftmaxFunction, "log_softmax", input, dim, dtype, temperature, nan_policy)
 
 
 @_eager
