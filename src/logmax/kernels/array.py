@@ -14,6 +14,7 @@ recomputed exactly or rescaled (:func:`_tiny_log1p`, :mod:`logmax._core.exact`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from logmax._core import blocks
@@ -230,7 +231,122 @@ def row_scale(ops: Any, grad_output: Any, den: Any, counted: Any, opts: LossOpti
 
 
 # ---------------------------------------------------------------------------------------------
-# Cross-entropy.
+# Cross-entropy in phases: the same phases serve a whole row, vocabulary blocks and shards.
+@dataclass
+class LossRows:
+    """What the loss knows of each row before seeing its logits (arrays of shape ``(rows,)``
+    unless said): whether it counts, its class, its weight :math:`w_y`, the hard coefficient
+    :math:`c_y = (1-\varepsilon) w_y` (0 for soft targets) and the dense coefficients
+    :math:`a_c` (a class vector ``(C,)``, ``(rows, C)`` for soft targets, or None)."""
+
+    counted: Any
+    y: Any
+    row_w: Any
+    hard: Any
+    coef: Any
+    den: Any
+
+
+def loss_rows(ops: Any, target2: Any, soft: bool, w_cls: Any, opts: LossOptions, like: Any,
+              n_cls: int) -> LossRows:  # fmt: skip
+    r"""The rows' coefficients for ``target2`` (hard labels ``(rows,)`` or soft targets
+    ``(rows, C)``), class weights ``w_cls`` (already through :func:`mean_weights`) and the
+    options: label smoothing :math:`a_c = \varepsilon w_c / C`, soft targets
+    :math:`a_c = w_c ((1-\varepsilon) t_c + \varepsilon / C)`."""
+    eps = opts.label_smoothing
+    counted, y, row_w = counted_rows(ops, target2, soft, w_cls, opts, like)
+    if soft:
+        tw = ops.work(target2)
+        if eps:
+            tw = (1.0 - eps) * tw + eps / n_cls
+        coef, hard = tw * w_cls, 0.0 * row_w
+    else:
+        hard = (1.0 - eps) * row_w
+        coef = (eps / n_cls) * w_cls if eps else None
+    return LossRows(counted, y, row_w, hard, coef, denominator(ops, row_w, soft, opts))
+
+
+def coef_block(lr: LossRows, col0: int, col1: int) -> Any:
+    """The dense coefficients of columns ``col0:col1``."""
+    if lr.coef is None:
+        return None
+    return lr.coef[..., col0:col1]
+
+
+def ce_block(ops: Any, x2: Any, lr: LossRows, opts: LossOptions, col0: int = 0):
+    """Statistics of a block of logits ``x2`` (columns ``col0 ..``): ``(stats, u_hi, u_lo,
+    dcap)`` with ``u`` the softcapped block and ``dcap`` the softcap's derivative (or None)."""
+    u_hi, u_lo, dcap = transform(ops, x2, opts.softcap)
+    n = ops.shape2(x2)[1]
+    st, _, _ = blocks.block_stats(
+        ops, u_hi, u_lo, opts.temperature, col0=col0, target=lr.y,
+        coef=coef_block(lr, col0, col0 + n),
+    )  # fmt: skip
+    return st, u_hi, u_lo, dcap
+
+
+@dataclass
+class Finished:
+    """A row's loss and logsumexp (double-doubles) and the gradient's row factors."""
+
+    loss: Any  # per row, work dtype (NaN on bad rows, 0 on rows that do not count)
+    lse_hi: Any
+    lse_lo: Any
+    grad: tuple[Any, ...]  # (alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo, inv_hi, inv_lo)
+
+
+def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions) -> Finished:
+    """Loss, logsumexp and the gradient's row factors from a whole row's merged statistics."""
+    alg = ops.alg
+    t = opts.temperature
+    zero = 0.0 * lr.row_w
+    dense = lr.coef is not None
+    a_rest = st.a_rest if dense else zero
+    a_k = st.a_k if dense else zero
+    ad_hi = st.ad_hi if dense else zero
+    ad_lo = st.ad_lo if dense else zero
+    a_tot = a_rest + a_k
+    l_hi, l_lo = alg.log1p_s(st.s_hi, st.s_lo)
+    lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
+    sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
+    dy_hi, dy_lo = alg.shift(st.uy_hi, st.uy_lo, sh, sl, t)
+    loss_hi, loss_lo = alg.loss_row(
+        lr.hard, dy_hi, dy_lo, st.has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo,
+        opts.z_loss, lr.row_w, lse_hi, lse_lo,
+    )  # fmt: skip
+    loss = alg.where(lr.counted, alg.where(st.bad, NAN, loss_hi + loss_lo), 0.0)
+    alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
+        lr.hard, lr.y == st.k, a_tot, a_rest, a_k, opts.z_loss, lr.row_w, lse_hi, lse_lo
+    )
+    inv_hi, inv_lo = alg.inverse(st.s_hi, st.s_lo)
+    factors = (alpha_hi, alpha_lo, top_hi, top_lo, c_k, st.s_hi, st.s_lo, inv_hi, inv_lo)
+    return Finished(loss, lse_hi, lse_lo, factors)
+
+
+def ce_block_grad(ops: Any, u_hi: Any, u_lo: Any, dcap: Any, st: blocks.Stats, fin: Finished,
+                  lr: LossRows, scale: Any, opts: LossOptions, col0: int = 0) -> Any:  # fmt: skip
+    """The gradient of a block (columns ``col0 ..``) of the softcapped logits ``u``, from the
+    row's merged statistics ``st`` and factors ``fin``; ``scale`` is each row's
+    d(total)/d(row loss) (0 where the row does not count)."""
+    alg = ops.alg
+    col = ops.col
+    t = opts.temperature
+    n_rows, n = ops.shape2(u_hi)
+    sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
+    d_hi, d_lo = alg.shift(u_hi, u_lo, col(sh), col(sl), t)
+    c = ops.at_label(lr.hard, lr.y - col0, n, u_hi)
+    cb = coef_block(lr, col0, col0 + n)
+    if cb is not None:
+        c = c + cb
+    sigma = col(scale / t) if dcap is None else col(scale / t) * dcap
+    g = alg.grad_entry(
+        d_hi, d_lo, c, ops.is_col(st.k - col0, n, u_hi), *(col(f) for f in fin.grad[:5]),
+        *(col(f) for f in fin.grad[5:]), sigma,
+    )  # fmt: skip
+    g = alg.where(col(lr.counted), g, 0.0)  # exactly 0, even where the softcap's is NaN
+    return alg.where(col(lr.counted & st.bad), NAN, g)
+
+
 def cross_entropy(
     ops: Any,
     x: Any,
@@ -245,73 +361,36 @@ def cross_entropy(
     r"""The loss (reduced as ``opts.reduction`` says, work dtype), each row's logsumexp (work
     dtype, batch shape) and the gradient for ``grad_output`` (None: no gradient).
 
-    The loss of a row (:func:`logmax._core.rowstats.loss_row`) with :math:`c_y = (1-\varepsilon)
-    w_y` for a hard label and the dense coefficients :math:`a_c = \varepsilon w_c / C` (label
-    smoothing) or :math:`a_c = w_c t'_c`, :math:`t' = (1 - \varepsilon) t + \varepsilon/C` (soft
-    targets). ``grad_output`` is a scalar for ``'mean'``/``'sum'`` and has the batch shape for
-    ``'none'``. ``want_lse``: the logsumexp is returned to the user (its cancelling rows are
-    refined). Ignored rows give loss 0 and gradient 0; masked entries gradient 0.
+    The loss of a row is :func:`logmax._core.rowstats.loss_row` with the coefficients of
+    :func:`loss_rows`. ``grad_output`` is a scalar for ``'mean'``/``'sum'`` and has the batch
+    shape for ``'none'``. ``want_lse``: the logsumexp is returned to the user (its cancelling rows
+    are refined). Ignored rows give loss 0 and gradient 0; masked entries gradient 0.
     """
     alg = ops.alg
     x2, shape = ops.rows(x, axis)
     n_rows, n_cls = ops.shape2(x2)
-    eps, t = opts.label_smoothing, opts.temperature
     w_cls = mean_weights(ops, ops.class_weights(weight, n_cls, x2), soft, opts)
-    counted, y, row_w = counted_rows(ops, target, soft, w_cls, opts, x2)
-    if soft:
-        t2, _ = ops.rows(target, axis)
-        tw = ops.work(t2)
-        if eps:
-            tw = (1.0 - eps) * tw + eps / n_cls
-        coef = tw * w_cls
-        hard = 0.0 * row_w
-    else:
-        hard = (1.0 - eps) * row_w
-        coef = (eps / n_cls) * w_cls if eps else None
-    u_hi, u_lo, dcap = transform(ops, x2, opts.softcap)
-    st, d_hi, d_lo, l_hi, l_lo = row_stats(ops, u_hi, u_lo, t, target=y, coef=coef)
-    zero = 0.0 * row_w
-    a_rest = zero if coef is None else st.a_rest
-    a_k = zero if coef is None else st.a_k
-    ad_hi = zero if coef is None else st.ad_hi
-    ad_lo = zero if coef is None else st.ad_lo
-    a_tot = a_rest + a_k
-    lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
-    sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
-    dy_hi, dy_lo = alg.shift(st.uy_hi, st.uy_lo, sh, sl, t)
-    loss_hi, loss_lo = alg.loss_row(
-        hard, dy_hi, dy_lo, st.has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo,
-        opts.z_loss, row_w, lse_hi, lse_lo,
-    )  # fmt: skip
-    tiny = _tiny_log1p(ops, st, d_hi, d_lo)
-    if tiny is not None:  # a confident row's loss c_y L below the normal range
-        small = hard * _descale(ops, *tiny)
-        use = (small == small) & (y == st.k) & (a_tot == 0.0) & (opts.z_loss * row_w == 0.0)
-        loss_hi = alg.where(use, small, loss_hi)
-        loss_lo = alg.where(use, 0.0, loss_lo)
-    rows = alg.where(counted, alg.where(st.bad, NAN, loss_hi + loss_lo), 0.0)
-    den = denominator(ops, row_w, soft, opts)
-    loss = reduce_rows(ops, rows, den, opts)
-    lse_v = lse_rows(ops, u_hi, u_lo, t, ops.need_bits(x)) if want_lse else lse_hi + lse_lo
+    target2 = ops.rows(target, axis)[0] if soft else target
+    lr = loss_rows(ops, target2, soft, w_cls, opts, x2, n_cls)
+    st, u_hi, u_lo, dcap = ce_block(ops, x2, lr, opts)
+    fin = ce_finish(ops, st, lr, opts)
+    rows = fin.loss
+    if ops.profile_dd:  # a confident row's loss c_y L below the normal range
+        sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
+        d_hi, d_lo = alg.shift(u_hi, u_lo, ops.col(sh), ops.col(sl), opts.temperature)
+        tiny = _tiny_log1p(ops, st, d_hi, d_lo)
+        if tiny is not None:
+            small = lr.hard * _descale(ops, *tiny)
+            if lr.coef is None and opts.z_loss == 0.0:
+                use = (small == small) & (lr.y == st.k) & lr.counted & ~st.bad
+                rows = alg.where(use, small, rows)
+    loss = reduce_rows(ops, rows, lr.den, opts)
+    t = opts.temperature
+    lse_v = lse_rows(ops, u_hi, u_lo, t, ops.need_bits(x)) if want_lse else fin.lse_hi + fin.lse_lo
     grad = None
     if grad_output is not None:
-        alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
-            hard, y == st.k, a_tot, a_rest, a_k, opts.z_loss, row_w, lse_hi, lse_lo
-        )
-        inv_hi, inv_lo = alg.inverse(st.s_hi, st.s_lo)
-        c = ops.at_label(hard, y, n_cls, x2)
-        if coef is not None:
-            c = c + coef
-        scale = row_scale(ops, grad_output, den, counted, opts, n_rows) / t
-        col = ops.col
-        sigma = col(scale) if dcap is None else col(scale) * dcap
-        g = alg.grad_entry(
-            d_hi, d_lo, c, ops.is_col(st.k, n_cls, x2), col(alpha_hi), col(alpha_lo),
-            col(top_hi), col(top_lo), col(c_k), col(st.s_hi), col(st.s_lo),
-            col(inv_hi), col(inv_lo), sigma,
-        )  # fmt: skip
-        g = alg.where(col(counted), g, 0.0)  # exactly 0, even where the softcap's is NaN
-        g = alg.where(col(counted & st.bad), NAN, g)
+        scale = row_scale(ops, grad_output, lr.den, lr.counted, opts, n_rows)
+        g = ce_block_grad(ops, u_hi, u_lo, dcap, st, fin, lr, scale, opts)
         grad = ops.to_output(ops.unrows(g, shape, axis), x)
     batch = ops.batch_shape(shape, axis)
     if opts.reduction == "none":

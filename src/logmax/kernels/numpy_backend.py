@@ -158,8 +158,10 @@ class NumpyOps:
 
     def at_label(self, v: Any, y: np.ndarray, n_cls: int, like: np.ndarray) -> np.ndarray:
         out = np.zeros((y.shape[0], n_cls))
-        if n_cls:
-            out[np.arange(y.shape[0]), y] = v
+        inside = (y >= 0) & (y < n_cls)  # labels of this block only
+        if n_cls and np.any(inside):
+            rows = np.arange(y.shape[0])[inside]
+            out[rows, y[inside]] = np.broadcast_to(v, y.shape)[inside]
         return out
 
     def is_col(self, k: np.ndarray, n_cls: int, like: np.ndarray) -> np.ndarray:

@@ -225,7 +225,9 @@ class TorchOps:
         out = torch.zeros((y.shape[0], n_cls), dtype=self.work_dtype, device=like.device)
         if n_cls:
             vv = torch.as_tensor(v, dtype=self.work_dtype, device=like.device).expand(y.shape[0])
-            out = out.scatter(1, y[:, None], vv[:, None])
+            inside = (y >= 0) & (y < n_cls)  # labels of this block only
+            vv = torch.where(inside, vv, 0.0)
+            out = out.scatter(1, y.clamp(0, n_cls - 1)[:, None], vv[:, None])
         return out
 
     def is_col(self, k: torch.Tensor, n_cls: int, like: torch.Tensor) -> torch.Tensor:
