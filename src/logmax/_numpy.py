@@ -185,21 +185,27 @@ def logsumexp(
     """
     keepdims = checks.check_flag(keepdims, "keepdims")
     return_sign = checks.check_flag(return_sign, "return_sign")
+    if np.iscomplexobj(a) or (b is not None and np.iscomplexobj(b)):
+        return _logsumexp_complex(a, axis, b, keepdims, return_sign, where, temperature)
     arr = _float_input(a, "a")
+    if b is not None:  # a and b broadcast together, as in SciPy
+        bw = _float_input(b, "b")
+        shape = _broadcast_shape(arr.shape, bw.shape)
+        arr, bw = np.broadcast_to(arr, shape), np.broadcast_to(bw, shape)
     axes = checks.normalize_axes(axis, arr.ndim)
     if b is None and not return_sign:
         out = _rows_op("logsumexp", arr, axes, where, temperature, nan_policy)
-        return np.expand_dims(out, axes) if keepdims else out
+        return _scalar(np.expand_dims(out, axes) if keepdims else out)
     opts = RowOptions.make(temperature, nan_policy)
-    bw = np.ones(arr.shape) if b is None else _weights_b(b, arr.shape)
+    if b is None:
+        bw = np.ones(arr.shape)
     masked = _masked(arr, where)
     folded, ax, _ = _fold(masked, axes)
-    bf, _, _ = _fold(np.broadcast_to(bw, arr.shape), axes)
+    bf, _, _ = _fold(bw, axes)
     if opts.nan_policy == "raise":
         _raise_nonfinite(folded, ax, None, "a")
-    from logmax.kernels.numpy_backend import logsumexp_weighted
-
-    lse, sign = logsumexp_weighted(folded, ax, bf, opts)
+    call = registry.Call("logsumexp_weighted", "numpy", "cpu", folded.dtype.name)
+    lse, sign = registry.run(call, folded, ax, bf, opts)
     rdt = result_dtype(np.result_type(arr.dtype, bw.dtype) if b is not None else arr.dtype)
     if not return_sign and np.any(sign < 0):
         row = tuple(int(i) for i in np.argwhere(sign < 0)[0])
@@ -209,11 +215,50 @@ def logsumexp(
         )
     out = round_to(lse, rdt)
     if not return_sign:
-        return np.expand_dims(out, axes) if keepdims else out
+        return _scalar(np.expand_dims(out, axes) if keepdims else out)
     sgn = round_to(sign, rdt)
     if keepdims:
         out, sgn = np.expand_dims(out, axes), np.expand_dims(sgn, axes)
-    return out, sgn
+    return _scalar(out), _scalar(sgn)
+
+
+def _scalar(v: np.ndarray) -> Any:
+    """A 0-d result as a NumPy scalar, as SciPy returns it."""
+    return v[()] if np.ndim(v) == 0 else v
+
+
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"b has shape {b}, which does not broadcast with a's shape {a}") from None
+
+
+def _logsumexp_complex(a, axis, b, keepdims, return_sign, where, temperature):
+    """Complex ``a`` (or ``b``): SciPy's complex logsumexp, :math:`\\log \\sum_i b_i e^{a_i}`
+    with the principal logarithm; the sign is :math:`S / |S|` (see
+    :func:`logmax.kernels.numpy_backend.logsumexp_complex`)."""
+    from logmax.kernels.numpy_backend import logsumexp_complex
+
+    arr = np.asarray(a)
+    bw = np.ones(arr.shape) if b is None else np.asarray(b)
+    shape = _broadcast_shape(arr.shape, bw.shape)
+    arr, bw = np.broadcast_to(arr, shape), np.broadcast_to(bw, shape)
+    axes = checks.normalize_axes(axis, arr.ndim)
+    t = checks.check_temperature(temperature)
+    mask = checks.broadcast_mask(where, arr.shape)
+    if mask is not None:
+        bw = np.where(mask, bw, 0)
+    folded, ax, _ = _fold(arr, axes)
+    bf, _, _ = _fold(bw, axes)
+    lse, sign = logsumexp_complex(folded, ax, bf, t)
+    if not return_sign:
+        out = lse
+    else:
+        out = np.real(lse).astype(np.result_type(lse.real.dtype, np.float32))
+    if keepdims:
+        out, sign = np.expand_dims(out, axes), np.expand_dims(sign, axes)
+    return (_scalar(out), _scalar(sign)) if return_sign else _scalar(out)
 
 
 def _weights_b(b: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
@@ -222,7 +267,7 @@ def _weights_b(b: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(bw, shape)
     except ValueError:
         raise ValueError(
-            f"b has shape {bw.shape}, which does not broadcast to a's shape {shape}"
+            f"b has shape {bw.shape}, which does not broadcast to x's shape {shape}"
         ) from None
 
 

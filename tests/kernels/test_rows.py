@@ -13,6 +13,7 @@ from kernel_compare import assert_within
 
 from logmax._core.options import RowOptions
 from logmax.kernels import cpu
+from logmax.kernels.numba_backend import NumbaBackend
 from logmax.kernels.numpy_backend import NumpyBackend
 
 OPS = ("softmax", "log_softmax", "logsumexp")
@@ -25,9 +26,12 @@ DTYPES = {
 
 
 def kernel(op, x, axis=-1, where=None, temperature=1.0):
-    out = cpu.run(op, x, axis % x.ndim, where=where, temperature=temperature)
-    assert out is not NotImplemented
-    return out
+    """The numba backend (its kernels and the edge rules it applies around them)."""
+    assert cpu.run(op, x, axis % x.ndim, where=where, temperature=temperature) is not (
+        NotImplemented
+    )
+    xm = x if where is None else np.where(where, x, x.dtype.type(-np.inf))
+    return getattr(NumbaBackend(), op)(xm, axis % x.ndim, RowOptions(temperature))
 
 
 def ref(op, x, axis=-1, where=None, temperature=1.0):

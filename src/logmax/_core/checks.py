@@ -184,7 +184,12 @@ def check_labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.nd
 
     A label must lie in ``[0, C)`` or equal ``ignore_index``; it is never wrapped around.
     """
-    ignored = target == ignore_index
+    target = np.asarray(target)
+    info = np.iinfo(target.dtype) if target.dtype.kind in "iu" else None
+    if info is not None and not info.min <= ignore_index <= info.max:
+        ignored = np.zeros(target.shape, dtype=bool)  # no label of this dtype can equal it
+    else:
+        ignored = target == ignore_index
     valid = ignored | ((target >= 0) & (target < n_classes))
     if not np.all(valid):
         pos = tuple(int(i) for i in np.argwhere(~valid)[0])

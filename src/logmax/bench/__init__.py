@@ -5,7 +5,8 @@ Rules that make the ratios trustworthy on a shared machine:
 - every implementation runs once per round, interleaved in a rotating order; each one keeps the
   median over the rounds (:mod:`logmax.bench._timing`);
 - the thread count is the same for everyone: ``torch.set_num_threads`` and
-  ``numba.set_num_threads`` (JAX/XLA picks its own threads; its figures are for information);
+  ``logmax.kernels.set_num_threads`` (JAX/XLA picks its own threads; its figures are for
+  information);
 - the first call of each logmax kernel, which compiles it (or loads it from Numba's disk cache),
   is timed on its own and reported, never folded into the medians;
 - the result is the ratio ``peer time / logmax time`` (above 1: logmax is faster).
@@ -138,9 +139,9 @@ def _quiet_idle_threads() -> float:
 
 
 def _set_threads(threads: int) -> None:
-    import numba
+    from logmax.kernels import set_num_threads
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    set_num_threads(threads)
     try:
         import torch
 

@@ -8,5 +8,15 @@ backend is imported on first use, so ``import logmax`` loads neither Numba nor t
 """
 
 from logmax.kernels.registry import BackendError, Call, backend, names, run, select
+from logmax.kernels.threads import get_num_threads, set_num_threads
 
-__all__ = ["BackendError", "Call", "backend", "names", "run", "select"]
+__all__ = [
+    "BackendError",
+    "Call",
+    "backend",
+    "get_num_threads",
+    "names",
+    "run",
+    "select",
+    "set_num_threads",
+]

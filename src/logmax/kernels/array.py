@@ -162,11 +162,23 @@ def lse_rows(ops: Any, u_hi: Any, u_lo: Any, t: float, need: int) -> Any:
 
 
 def logsumexp(ops: Any, x: Any, axis: int, opts: RowOptions) -> Any:
-    """:math:`m/T + \\operatorname{log1p}(s)` over ``axis`` (reduced away)."""
+    """:math:`m/T + \\operatorname{log1p}(s)` over ``axis`` (reduced away); ``+inf`` for a row
+    holding ``+inf`` and no NaN (see :func:`posinf_rows`)."""
     x2, shape = ops.rows(x, axis)
     u_hi, u_lo, _ = transform(ops, x2, None)
-    v = lse_rows(ops, u_hi, u_lo, opts.temperature, ops.need_bits(x))
+    v = posinf_rows(ops, lse_rows(ops, u_hi, u_lo, opts.temperature, ops.need_bits(x)), x2)
     return ops.to_output(ops.reshape(v, ops.reduced_shape(shape, axis)), x)
+
+
+def posinf_rows(ops: Any, lse: Any, x2: Any) -> Any:
+    """The logsumexp of a row holding ``+inf`` and no NaN is ``+inf`` (its sum is infinite), as in
+    SciPy and torch; softmax and log_softmax of such a row are NaN (``inf / inf``)."""
+    alg = ops.alg
+    if not ops.any(ops.isnan(lse)):
+        return lse
+    w = ops.work(x2)
+    pos = ops.any_rows(w == INF) & ~ops.any_rows(ops.isnan(w))
+    return alg.where(pos, INF, lse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +190,10 @@ def counted_rows(ops: Any, target: Any, soft: bool, w_cls: Any, opts: LossOption
     if soft:
         return ops.ones_rows(like, True), ops.zeros_rows_int(like), ops.ones_rows(like, 1.0)
     labels = ops.flat_labels(target)
-    counted = labels != opts.ignore_index
+    if -(2**63) <= opts.ignore_index < 2**63:
+        counted = labels != opts.ignore_index
+    else:  # no int64 label can equal it
+        counted = labels == labels
     y = alg.where(counted, labels, 0)
     return counted, y, alg.where(counted, ops.gather(w_cls, y), 0.0)
 

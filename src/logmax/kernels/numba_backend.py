@@ -60,8 +60,12 @@ class NumbaBackend:
         return self._rows("log_softmax", x, axis, opts)
 
     def logsumexp(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
-        out = self._rows("logsumexp", x, axis, opts)
-        return _refine_near_zero(out, x, axis, opts)
+        from logmax.kernels import array
+        from logmax.kernels.numpy_backend import OPS
+
+        out = _refine_near_zero(self._rows("logsumexp", x, axis, opts), x, axis, opts)
+        x2, _ = OPS.rows(x, axis)
+        return array.posinf_rows(OPS, out.reshape(-1), x2).reshape(out.shape).astype(out.dtype)
 
     def cross_entropy(self, x, axis, target, soft, weight, opts: LossOptions, grad_output,
                       want_lse=True):  # fmt: skip
@@ -81,7 +85,7 @@ class NumbaBackend:
         rows, lse, grad = cpu.run(
             "cross_entropy", x, axis, target=target, soft=soft,
             weight=None if weight is None else w_cls,
-            ignore_index=opts.ignore_index, label_smoothing=opts.label_smoothing,
+            ignore_index=_int64_label(opts.ignore_index), label_smoothing=opts.label_smoothing,
             temperature=opts.temperature, softcap=opts.softcap, z_loss=opts.z_loss,
             where=None, grad_scale=scale,
         )  # fmt: skip
@@ -91,6 +95,12 @@ class NumbaBackend:
         if want_lse:
             lse = _refine_near_zero(np.asarray(lse), x, axis, opts) if not opts.transformed else lse
         return loss, lse, grad
+
+
+def _int64_label(ignore_index: int) -> int:
+    """``ignore_index`` as an int64 for the kernels: one outside that range equals no label, and
+    neither does int64's minimum (check_labels has refused such a label)."""
+    return ignore_index if -(2**63) <= ignore_index < 2**63 else -(2**63)
 
 
 def _refine_near_zero(out: np.ndarray, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:

@@ -170,7 +170,8 @@ def check_labels(target: Tensor, n_classes: int, ignore_index: int) -> Tensor:
         if bool(big.any()):
             checks.check_labels(target.cpu().numpy(), n_classes, ignore_index)
         target = target.to(torch.int64)
-    counted = target != ignore_index
+    in_range = -(2**63) <= ignore_index < 2**63
+    counted = target != ignore_index if in_range else torch.ones_like(target, dtype=torch.bool)
     bad = counted & ((target < 0) | (target >= n_classes))
     if bool(bad.any()):
         checks.check_labels(target.cpu().numpy(), n_classes, ignore_index)
