@@ -3,8 +3,9 @@ r"""Column kernels: softmax, log_softmax and logsumexp along the middle axis of 
 
 The reduction runs down each column while the inner loops run along ``post``, which is
 contiguous: blocks of :data:`BLOCK` columns keep a vector of maxima, sums and tie counts and
-every sweep reads rows of the block in order. Over ranges of (pre, block) pairs, one per thread. Same formulas,
-precision (float64 compute) and edge rules as :mod:`logmax.kernels.cpu._rows`; a column holding
+every sweep reads rows of the block in order. Over ranges of (pre, block) pairs, one per
+thread. Same formulas, precision (float64 compute) and edge rules as
+:mod:`logmax.kernels.cpu._rows`; a column holding
 NaN, +inf or -inf is classified by a scalar scan (masked entries are legal, only rarer).
 """
 

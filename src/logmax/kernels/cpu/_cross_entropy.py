@@ -33,10 +33,12 @@ import math
 import numpy as np
 from numba import njit
 
+from logmax.kernels.cpu._halves import narrow
 from logmax.kernels.cpu._rows import (
     BAD,
     CHUNK,
     MASKED,
+    _shifted,
     inverse_dd,
     row_max32,
     row_max64,
@@ -45,8 +47,6 @@ from logmax.kernels.cpu._rows import (
     row_sum_t32,
     widen_row,
 )
-from logmax.kernels.cpu._halves import narrow
-from logmax.kernels.cpu._rows import _shifted
 from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, fma, log1p_dd, two_sum
 
 
@@ -96,10 +96,7 @@ def _grad_general(z, e, inv, a, hard, trow, eps, b, w, sc, dcap, g):
     has_cap = dcap.shape[0] > 0
     for j in range(z.shape[0]):
         p = e[j] * inv
-        if hard:
-            cj = b * w[j]
-        else:
-            cj = ((1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]) * w[j]
+        cj = b * w[j] if hard else ((1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]) * w[j]
         gj = (a * p - cj) * sc
         if has_cap:
             gj = gj * dcap[j]

@@ -211,7 +211,7 @@ def _shifted(v, mx, t):
 
 @njit(fastmath=FM_SUM, cache=True, error_model="numpy")
 def row_sum_t32(row, mx, t):
-    """:math:`s = \sum_{i \ne k} e^{(x_i - m)/T}` in float64 for a float32 row with maximum
+    """:math:`s = \\sum_{i \ne k} e^{(x_i - m)/T}` in float64 for a float32 row with maximum
     ``mx``; ties beyond the first count 1 each. Dividing :math:`x - m` (exact) rather than
     :math:`x/T - m/T` keeps a tiny ``t`` from overflowing (the row becomes one-hot)."""
     s = 0.0
