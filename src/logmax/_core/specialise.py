@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from types import FunctionType, ModuleType, SimpleNamespace
 from typing import Any
@@ -54,6 +55,7 @@ def specialise(
     """
     modules = list(modules)
     ns: dict[str, Any] = {} if into is None else into
+    ns.setdefault("__builtins__", builtins)  # what a function looks up last (abs, ...)
     for module in modules:
         for name, value in vars(module).items():
             if not name.startswith("__") and name not in ns:

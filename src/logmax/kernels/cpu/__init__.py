@@ -10,7 +10,8 @@ Which inputs take a kernel:
 
 - float32: computed in float64, rounded once into float32.
 - float16 and bfloat16: read as their 16-bit patterns (no widening pass over the array),
-  computed in float64, rounded once into 16 bits in the kernel (:mod:`._halves`).
+  computed in float32 with float64 sums (:mod:`._half_rows`), rounded into 16 bits in the kernel;
+  the fused cross-entropy computes them in float64.
 - float64: computed in double-double (exact ``x - m``, double-double ``exp`` and sums), for
   ``temperature == 1`` (and, for cross-entropy, hard labels without softcap, label smoothing or
   z-loss); the registry sends the rest to the reference.
@@ -25,7 +26,7 @@ import numpy as np
 
 from logmax._core.dtypes import BFLOAT16, round_to
 from logmax._core.options import LossOptions, RowOptions
-from logmax.kernels.cpu import _columns, _cross_entropy, _halves, _rows
+from logmax.kernels.cpu import _columns, _cross_entropy, _half_rows, _halves, _rows
 from logmax.kernels.threads import get_num_threads, over_rows, set_num_threads
 
 F32 = np.dtype(np.float32)
@@ -81,7 +82,10 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
     rows, batch = _as_rows(x, axis)
     n_rows, n_cls = rows.shape
     reduced = op == "logsumexp"
-    kernel = getattr(_rows, op + ("_f32" if x.dtype == F32 else "_dd" if x.dtype == F64 else "_h"))
+    if x.dtype in HALF_KIND:
+        kernel = getattr(_half_rows, op + "16")
+    else:
+        kernel = getattr(_rows, op + ("_f32" if x.dtype == F32 else "_dd"))
     if x.dtype in HALF_KIND:
         kind = HALF_KIND[x.dtype]
         out = np.empty((n_rows,)) if reduced else np.empty((n_rows, n_cls), np.uint16)

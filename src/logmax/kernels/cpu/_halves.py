@@ -28,16 +28,16 @@ def bf16_to_f32(h):
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def f16_to_f32(h):
-    """The float32 of a float16 pattern (exact, subnormals, infinities and NaN included)."""
+    """The float32 of a float16 pattern (exact, subnormals, infinities and NaN included): the
+    fields shifted into float32's, the exponent re-biased by a product with :math:`2^{112}`
+    (exact, and it also normalises a float16 subnormal)."""
     u = np.int32(h)
+    mag = u & np.int32(0x7FFF)
     sign = (u & np.int32(0x8000)) << np.int32(16)
-    e = (u >> np.int32(10)) & np.int32(0x1F)
-    m = u & np.int32(0x3FF)
-    normal = i32_as_f32(sign | ((e + np.int32(112)) << np.int32(23)) | (m << np.int32(13)))
-    special = i32_as_f32(sign | np.int32(0x7F800000) | (m << np.int32(13)))
-    tiny = np.float32(m) * np.float32(5.960464477539063e-08)  # m * 2^-24, exact
-    tiny = -tiny if sign != 0 else tiny
-    return tiny if e == 0 else (special if e == 31 else normal)
+    finite = i32_as_f32(mag << np.int32(13)) * np.float32(5.192296858534828e33)  # 2^112
+    special = i32_as_f32((mag << np.int32(13)) | np.int32(0x7F800000))
+    v = special if mag >= np.int32(0x7C00) else finite
+    return i32_as_f32(f32_as_i32(v) | sign)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -46,58 +46,51 @@ def widen(h, kind):
     return np.float64(bf16_to_f32(h) if kind == BF16 else f16_to_f32(h))
 
 
-SHIFT = 6755399441055744.0  # 1.5 * 2**52: adding it rounds a double to an integer (ties to even)
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def round_odd32(v):
+    """``v`` (float64) rounded to float32 *to odd*: truncated toward zero, with the last bit set
+    when inexact. A second rounding of it, to nearest even into a format with at least two bits
+    fewer (bfloat16, float16), is then the correct rounding of ``v`` (Boldo and Melquiond, 2008);
+    NaN stays NaN."""
+    f = np.float32(v)
+    back = np.float64(f)
+    bits = f32_as_i32(f)
+    inexact = back != v
+    away = (np.abs(back) > np.abs(v)) & inexact
+    bits = bits - (np.int32(1) if away else np.int32(0))
+    bits = bits | (np.int32(1) if inexact else np.int32(0))
+    return i32_as_f32(bits) if v == v else f
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _round_bits(v, keep, emin, emax):
-    """``v`` (float64) rounded to nearest even on ``keep`` significand bits, with the format's
-    smallest normal exponent ``emin`` (below it, the step of its subnormals) and overflow above
-    ``emax``; returns the rounded value as a float64 (exact in the format) or +-inf."""
-    bits = f64_as_i64(v)
-    e = ((bits >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023)
-    drop = np.int64(52 - (keep - 1))
-    # normal range: round the 52-bit fraction to keep - 1 bits, ties to even (carries may raise
-    # the exponent, which is right)
-    half = (np.int64(1) << (drop - np.int64(1))) - np.int64(1)
-    odd = (bits >> drop) & np.int64(1)
-    rounded = ((bits + half + odd) >> drop) << drop
-    normal = i64_as_f64(rounded)
-    # subnormal range: a multiple of 2^(emin - keep + 1), rounded with the shift trick
-    step_exp = emin - (keep - 1)
-    scaled = v * np.float64(2.0) ** np.float64(-step_exp)
-    sub = np.copysign(((scaled + SHIFT) - SHIFT) * np.float64(2.0) ** np.float64(step_exp), v)
-    out = sub if e < emin else normal
-    big = np.abs(out) >= np.float64(2.0) ** np.float64(emax + 1)
-    inf = np.inf if v > 0 else -np.inf
-    return inf if big else out
+def f32_to_bf16(f):
+    """The bfloat16 pattern of float32 ``f``, rounded to nearest even (NaN stays NaN)."""
+    u = np.uint32(f32_as_i32(f))
+    r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    return np.uint16(r) if f == f else np.uint16(0x7FC0)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def f64_to_bf16(v):
-    """The bfloat16 pattern of ``v`` rounded once to nearest even (NaN stays NaN)."""
-    r = _round_bits(v, 8, -126, 127)  # a bfloat16 value, hence exact in float32
-    b = np.uint16(np.uint32(f32_as_i32(np.float32(r))) >> np.uint32(16))
-    return b if v == v else np.uint16(0x7FC0)
-
-
-@njit(fastmath=FM, cache=True, error_model="numpy")
-def f64_to_f16(v):
-    """The float16 pattern of ``v`` rounded once to nearest even (NaN stays NaN)."""
-    r = _round_bits(v, 11, -14, 15)  # a float16 value (or +-inf)
-    d = f64_as_i64(r)
-    sign = np.uint16(0x8000) if d < 0 else np.uint16(0)
-    a = np.abs(r)
-    e = ((f64_as_i64(a) >> np.int64(52)) & np.int64(0x7FF)) - np.int64(1023)
-    mant = (f64_as_i64(a) >> np.int64(42)) & np.int64(0x3FF)
-    normal = np.uint16((((e + np.int64(15)) & np.int64(0x1F)) << np.int64(10)) | mant)
-    sub = np.uint16(a * 16777216.0)  # a multiple of 2^-24 below 2^-14, exact
-    out = sub if e < -14 else normal
-    out = np.uint16(0x7C00) if a == np.inf else out
-    return (sign | out) if v == v else np.uint16(0x7E00)
+def f32_to_f16(f):
+    """The float16 pattern of float32 ``f``, rounded to nearest even: subnormals, overflow to
+    infinity, NaN."""
+    u = np.uint32(f32_as_i32(f))
+    sign = np.uint16((u >> np.uint32(16)) & np.uint32(0x8000))
+    a = u & np.uint32(0x7FFFFFFF)
+    r = a + np.uint32(0x0FFF) + ((a >> np.uint32(13)) & np.uint32(1))
+    normal = np.uint16(((r >> np.uint32(13)) - np.uint32(112 << 10)) & np.uint32(0xFFFF))
+    # below 2^-14: a multiple of 2^-24, rounded by the float32 shift trick (1.5 * 2^23)
+    scaled = np.abs(f) * np.float32(16777216.0)
+    tiny = np.uint16(np.int32((scaled + np.float32(12582912.0)) - np.float32(12582912.0)))
+    out = tiny if a < np.uint32(0x38800000) else normal
+    out = np.uint16(0x7C00) if a >= np.uint32(0x477FF000) else out
+    out = np.uint16(0x7E00) if a > np.uint32(0x7F800000) else out
+    return sign | out
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def narrow(v, kind):
-    """The 16-bit pattern of ``kind`` of float64 ``v``, rounded once."""
-    return f64_to_bf16(v) if kind == BF16 else f64_to_f16(v)
+    """The 16-bit pattern of ``kind`` of float64 ``v``, correctly rounded (to odd into float32,
+    then to nearest even)."""
+    f = round_odd32(v)
+    return f32_to_bf16(f) if kind == BF16 else f32_to_f16(f)
