@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from logmax.kernels.cpu._scalar import FM, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64
+from logmax.kernels.cpu._scalar import FM, f32_as_i32, i32_as_f32
 
 BF16 = 1  # the kinds of 16-bit input and output the kernels take
 F16 = 2
