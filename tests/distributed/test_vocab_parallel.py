@@ -28,6 +28,7 @@ CHECKS = [
     "errors",
     "empty_slice",
     "dtensor",
+    "func_grad",
 ]
 
 

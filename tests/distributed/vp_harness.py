@@ -35,10 +35,13 @@ class Ctx:
                 yield world, group, ranks.index(self.rank)
 
 
-def _child(rank: int, world: int, init: str, out, names: list[str]) -> None:
+def _child(rank: int, world: int, init: str, out, names: list[str], module: str) -> None:
+    import importlib
+
     import torch
     import torch.distributed as dist
-    import vp_checks
+
+    checks = importlib.import_module(module)
 
     torch.set_num_threads(1)
     dist.init_process_group(
@@ -52,7 +55,7 @@ def _child(rank: int, world: int, init: str, out, names: list[str]) -> None:
         failures: list[str] = []
         t0 = time.perf_counter()
         try:
-            getattr(vp_checks, "check_" + name)(ctx, failures)
+            getattr(checks, "check_" + name)(ctx, failures)
         except Exception:
             failures.append("raised:\n" + traceback.format_exc())
             results[name] = (failures, time.perf_counter() - t0)
@@ -63,14 +66,18 @@ def _child(rank: int, world: int, init: str, out, names: list[str]) -> None:
     dist.destroy_process_group()
 
 
-def run(names: list[str], world: int = WORLD) -> dict[str, tuple[list[str], float]]:
+def run(
+    names: list[str], world: int = WORLD, module: str = "vp_checks"
+) -> dict[str, tuple[list[str], float]]:
     """``{name: (failures from every rank, slowest rank's seconds)}`` for the checks ``names``."""
     mp = multiprocessing.get_context("spawn")
     out = mp.Queue()
     fd, init = tempfile.mkstemp(prefix="logmax-gloo-")
     os.close(fd)
     os.unlink(init)
-    procs = [mp.Process(target=_child, args=(r, world, init, out, names)) for r in range(world)]
+    procs = [
+        mp.Process(target=_child, args=(r, world, init, out, names, module)) for r in range(world)
+    ]
     for p in procs:
         p.start()
     got: dict[int, dict] = {}
