@@ -72,7 +72,10 @@ def group_of(group: Any) -> tuple[Any, int, int]:
             "logmax.torch.distributed needs an initialised process group: call "
             "torch.distributed.init_process_group first (torchrun sets up the environment)"
         )
-    return group, dist.get_rank(group), dist.get_world_size(group)
+    rank = dist.get_rank(group)
+    if rank < 0:
+        raise ValueError("this process is not a member of the process group passed as group=")
+    return group, rank, dist.get_world_size(group)
 
 
 # ---------------------------------------------------------------------------------------------

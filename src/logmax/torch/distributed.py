@@ -11,21 +11,14 @@ would on the whole row (:func:`logmax.kernels.array.ce_finish`). The backward pa
 communication: each rank's gradient is its slice's, from the merged statistics kept by the forward
 pass (:func:`logmax.kernels.array.ce_block_grad`).
 
-Collectives per call:
+Collectives per call (forward / backward):
 
-=======================================  ============================  =========================
-function                                 forward                       backward
-=======================================  ============================  =========================
-:func:`vocab_parallel_cross_entropy`      2 all_gathers (1 with          none
-                                          ``vocab_range`` and
-                                          ``weight``)
-:func:`vocab_parallel_linear_cross_      2 all_gathers (as above)       1 all_reduce (the
-entropy`                                                                input's gradient)
-:func:`vocab_parallel_logsumexp`          2 all_gathers (1 with          none
-                                          ``vocab_range``)
-:func:`vocab_parallel_log_softmax`        2 all_gathers (1 with          1 all_gather (the rows'
-                                          ``vocab_range``)               sums of the gradient)
-=======================================  ============================  =========================
+- :func:`vocab_parallel_cross_entropy`: 2 all_gathers (1 with ``vocab_range`` and ``weight``,
+  which tell the vocabulary size) / none;
+- :func:`vocab_parallel_linear_cross_entropy`: the same / 1 all_reduce (the input's gradient);
+- :func:`vocab_parallel_logsumexp`: 2 all_gathers (1 with ``vocab_range``) / none;
+- :func:`vocab_parallel_log_softmax`: 2 all_gathers (1 with ``vocab_range``) / 1 all_gather
+  (each row's sum of the upstream gradient).
 
 The first gather (four integers per rank) finds the slices when ``vocab_range`` is not given
 (uneven splits need no argument) and the vocabulary size when nothing else tells it; the second
@@ -34,8 +27,9 @@ beyond what its statistics carry (a row of log-probabilities: lse near 0) costs 
 of those rows only, and beyond double-double one of the rows themselves; every rank decides that
 on the same merged statistics.
 
-Guarantees: the loss, logsumexp, log-probabilities and gradients are those of one process on the
-whole rows, within 1 ULP of the exact value in float16, bfloat16 and float32 and 2 ULP in float64;
+Guarantees: the loss, logsumexp and log-probabilities are those of one process on the whole rows,
+within 1 ULP of the exact value in float16, bfloat16 and float32 and 2 ULP in float64, and so are
+the gradients (to the precision one process has);
 **bit-identical on every rank** and deterministic (the merge order is fixed); every option exact
 across slices: label smoothing with the *global* vocabulary size :math:`\varepsilon / V`, z-loss,
 class weights, soft targets (each rank passes its slice of the probabilities), ``ignore_index``,
@@ -178,7 +172,8 @@ def _plan(ops, x: torch.Tensor, lay: ds.Layout, opts: LossOptions, soft: bool, w
     need = ops.need_bits(x)
     dense = soft or opts.label_smoothing > 0.0
     saved = ds.BASE + (() if soft else ds.TARGET) + (ds.DENSE if dense else ())
-    accurate = want_lse and ops.profile_dd and need > ops.term_bits - 8
+    # a float64 logsumexp needs every bit of the first pass's terms: make them accurate at once
+    accurate = want_lse and ops.profile_dd and need == ops.term_bits
     return _Plan(lay, opts, soft, want_lse, accurate, saved, need)
 
 
@@ -404,14 +399,15 @@ def vocab_parallel_cross_entropy(
         ValueError: a class index outside ``[0, V)`` that is not ``ignore_index`` (naming its
             position, its value and V); slices that do not tile the vocabulary (on every rank).
 
-    Example (two ranks, ``torchrun --nproc-per-node 2``):
-        >>> import torch, torch.distributed as dist  # doctest: +SKIP
-        >>> from logmax.torch.distributed import vocab_parallel_cross_entropy
-        >>> dist.init_process_group("gloo")
-        >>> full = torch.tensor([[3.2, 1.3, 0.2, 0.8, 2.0], [1.2, 4.1, 3.8, 0.1, 0.0]])
-        >>> local = full[:, :3] if dist.get_rank() == 0 else full[:, 3:]  # uneven: 3 + 2
-        >>> vocab_parallel_cross_entropy(local, torch.tensor([0, 4]))  # every rank
-        tensor(2.1337)
+    Example (two ranks, under ``torchrun --nproc-per-node 2``)::
+
+        import torch, torch.distributed as dist
+        from logmax.torch.distributed import vocab_parallel_cross_entropy
+
+        dist.init_process_group("gloo")
+        full = torch.tensor([[3.2, 1.3, 0.2, 0.8, 2.0], [1.2, 4.1, 3.8, 0.1, 0.0]])
+        local = full[:, :3] if dist.get_rank() == 0 else full[:, 3:]  # uneven: 3 + 2
+        vocab_parallel_cross_entropy(local, torch.tensor([0, 4]))  # tensor(2.5846), every rank
     """
     opts = _loss_options(ignore_index, reduction, label_smoothing, temperature, softcap, z_loss,
                          normalizer)  # fmt: skip
@@ -439,7 +435,7 @@ class _LogSumExp(torch.autograd.Function):
     def forward(x2, lay: ds.Layout, t: float):
         ops = ops_for(x2)
         need = ops.need_bits(x2)
-        accurate = ops.profile_dd and need > ops.term_bits - 8
+        accurate = ops.profile_dd and need == ops.term_bits  # as _plan
         lay, st, tiny, u_hi, u_lo = _row_stats(ops, x2, lay, t, accurate)
 
         def u_of(idx):
@@ -544,8 +540,9 @@ def vocab_parallel_logsumexp(
     every rank. A row of ``-inf`` gives ``-inf`` (and a zero gradient); the gradient is this
     slice's :math:`\mathrm{softmax}(x/T)/T` times the upstream gradient, with no communication.
 
-    Example (two ranks):
-        >>> lse = vocab_parallel_logsumexp(local)  # doctest: +SKIP
+    Example (each rank passes its slice ``local``, as in :func:`vocab_parallel_cross_entropy`)::
+
+        lse = vocab_parallel_logsumexp(local)  # (rows,), the same on every rank
     """
     (out, *_), batch = _rows_call(_LogSumExp, input, group, vocab_range, temperature)
     return out.reshape(batch)
@@ -566,8 +563,9 @@ def vocab_parallel_log_softmax(
     result has its shape and dtype. ``-inf`` entries give ``-inf`` and a gradient of 0. The
     backward pass gathers each row's sum of the upstream gradient (one all_gather).
 
-    Example (two ranks):
-        >>> logp_local = vocab_parallel_log_softmax(local)  # doctest: +SKIP
+    Example (each rank passes its slice ``local``)::
+
+        logp_local = vocab_parallel_log_softmax(local)  # local's shape: this slice's log p
     """
     out, batch = _rows_call(_LogSoftmax, input, group, vocab_range, temperature)
     return out.reshape(input.shape)
