@@ -198,8 +198,10 @@ def check_cross_entropy(ctx, failures) -> None:
     ex = Expect(failures)
     for world, group, rank in ctx.runs():
         for dtype in DTYPES:
-            for case in CE_OPTIONS:
-                _ce_case(ex, world, group, rank, dtype, case)
+            for i, case in enumerate(CE_OPTIONS):
+                # world 2: every option in float32, two in every dtype (CI time)
+                if world == 3 or dtype == F32 or i in (0, len(CE_OPTIONS) - 1):
+                    _ce_case(ex, world, group, rank, dtype, case)
 
 
 def check_vocab_range(ctx, failures) -> None:
@@ -292,7 +294,7 @@ def check_rows(ctx, failures) -> None:
             g = torch.Generator().manual_seed(9)
             g_rows = torch.randn(8, generator=g, dtype=F64).to(dtype)
             g_full = torch.randn(8, V, generator=g, dtype=F64).to(dtype)
-            for t in (1.0, 0.6):
+            for t in (1.0, 0.6) if world == 3 else (0.6,):
                 ops = ops_for(full)
                 opts = RowOptions.make(t)
                 what = f"{dtype} world {world} T={t}"
