@@ -29,6 +29,7 @@ CHECKS = [
     "empty_slice",
     "dtensor",
     "func_grad",
+    "shapes",
 ]
 
 

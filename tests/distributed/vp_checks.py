@@ -576,3 +576,42 @@ def check_func_grad(ctx, failures) -> None:
         xr = x.clone().requires_grad_(True)
         loss(xr).backward()
         ex.true(torch.equal(g, xr.grad), f"torch.func.grad world {world} differs from autograd")
+
+
+def check_shapes(ctx, failures) -> None:
+    """Batch shapes: ``(B, T, V_local)`` logits with ``(B, T)`` labels, one unbatched row
+    ``(V_local,)``, and the linear variant on ``(B, T, D)`` hidden states."""
+    ex = Expect(failures)
+    for world, group, rank in ctx.runs():
+        start, stop = bounds_of(world, rank)
+        full, y = logits(F32, True, False)
+        x3, y3 = full.reshape(2, 4, V), y.reshape(2, 4)
+        opts = LossOptions.make(reduction="none", label_smoothing=0.1)
+        r_loss, r_lse, _ = reference_ce(full, y, False, None, opts, None)
+        loss, lse = vp.vocab_parallel_cross_entropy(
+            x3[..., start:stop], y3, group=group, reduction="none", label_smoothing=0.1,
+            return_lse=True,
+        )  # fmt: skip
+        what = f"world {world}"
+        ex.true(loss.shape == (2, 4) and lse.shape == (2, 4), f"3-D shapes {what}: {loss.shape}")
+        ex.close(f"3-D loss {what}", loss.reshape(-1), r_loss, F32)
+        ex.close(f"3-D lse {what}", lse.reshape(-1), r_lse, F32)
+        one = vp.vocab_parallel_cross_entropy(
+            full[0, start:stop], y[0], group=group, reduction="none", label_smoothing=0.1
+        )
+        ex.close(f"unbatched loss {what}", one, r_loss[0], F32)
+        ex.true(one.shape == (), f"unbatched shape {what}: {one.shape}")
+        v = vp.vocab_parallel_logsumexp(x3[..., start:stop], group=group)
+        ex.true(v.shape == (2, 4), f"3-D logsumexp shape {what}: {v.shape}")
+        ls = vp.vocab_parallel_log_softmax(x3[..., start:stop], group=group)
+        ex.true(ls.shape == (2, 4, stop - start), f"3-D log_softmax shape {what}: {ls.shape}")
+        g = torch.Generator().manual_seed(3)
+        h = torch.randn(2, 5, 6, generator=g)
+        w = torch.randn(V, 6, generator=g)
+        yl = torch.randint(0, V, (2, 5), generator=g)
+        lin = vp.vocab_parallel_linear_cross_entropy(h, w[start:stop], yl, group=group,
+                                                     reduction="none")  # fmt: skip
+        ref = vp.vocab_parallel_cross_entropy((h @ w.T)[..., start:stop], yl, group=group,
+                                              reduction="none")  # fmt: skip
+        ex.true(lin.shape == (2, 5), f"linear 3-D shape {what}: {lin.shape}")
+        ex.true(torch.allclose(lin, ref, rtol=1e-5), f"linear 3-D {what}")
