@@ -231,7 +231,7 @@ def field_names(target: bool, dense: bool, tiny: bool) -> tuple[str, ...]:
 def gather(ops: Any, lay: Layout, st: blocks.Stats, tiny: Any, names: tuple[str, ...]):
     """Every rank's statistics, in rank order: ``(layout, [(stats, tiny), ...])`` after one
     ``all_gather`` of one float64 tensor (``start, stop`` then the fields, a row each)."""
-    values = {**{n: getattr(st, n) for n in names if n in STAT_FIELDS}}
+    values = {n: getattr(st, n) for n in names if n in STAT_FIELDS}
     if tiny is not None:
         values["tiny_hi"], values["tiny_lo"] = tiny
     ref = st.m_hi
