@@ -348,13 +348,10 @@ def _round(loss, dtype) -> np.ndarray:
 
 def _loss_options(ignore_index, reduction, label_smoothing=0.0, temperature=1.0, softcap=None,
                   z_loss=0.0, nan_policy="propagate", normalizer=None) -> LossOptions:  # fmt: skip
-    opts = LossOptions.make(
+    return LossOptions.make(
         ignore_index, reduction, label_smoothing, temperature, softcap, z_loss, nan_policy,
         normalizer,
     )  # fmt: skip
-    if opts.normalizer is not None and opts.reduction != "mean":
-        raise ValueError("normalizer replaces the mean's denominator: use it with reduction='mean'")
-    return opts
 
 
 def cross_entropy(

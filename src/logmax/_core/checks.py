@@ -116,6 +116,15 @@ def check_normalizer(normalizer: object) -> float | None:
     return n
 
 
+def check_normalizer_use(normalizer: float | None, reduction: str) -> None:
+    """``normalizer`` replaces the mean's denominator: it needs ``reduction='mean'``."""
+    if normalizer is not None and reduction != "mean":
+        raise ValueError(
+            f"normalizer replaces the mean's denominator: use it with reduction='mean', "
+            f"not {reduction!r}"
+        )
+
+
 def check_z_loss(z_loss: float) -> float:
     z = float(z_loss)
     if not (math.isfinite(z) and z >= 0):

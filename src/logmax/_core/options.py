@@ -71,6 +71,7 @@ class LossOptions:
     ) -> LossOptions:
         checks.check_reduction(reduction)
         checks.check_nan_policy(nan_policy)
+        checks.check_normalizer_use(normalizer, reduction)
         return cls(
             ignore_index=checks.check_ignore_index(ignore_index),
             reduction=reduction,

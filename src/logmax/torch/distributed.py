@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch._compile import _disable_dynamo
 from torch.autograd.function import once_differentiable
 
 from logmax._core import blocks, checks
@@ -79,7 +80,7 @@ BYTES_PER_LOGIT = 160  # double-double temporaries of one logit, with some margi
 
 # torch.compile runs these eagerly, as one call between two graphs: they read values on the host
 # (label checks, the slices' layout) and talk to the other ranks.
-_eager = torch.compiler.disable
+_eager = _disable_dynamo  # as torch.compiler.disable, without importing dynamo at import time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,8 +103,6 @@ def _loss_options(ignore_index, reduction, label_smoothing, temperature, softcap
         ignore_index, reduction, label_smoothing, temperature, softcap, z_loss, "propagate",
         normalizer,
     )  # fmt: skip
-    if opts.normalizer is not None and opts.reduction != "mean":
-        raise ValueError("normalizer replaces the mean's denominator: use it with reduction='mean'")
     return opts
 
 

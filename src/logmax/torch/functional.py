@@ -32,6 +32,7 @@ import torch
 from logmax._core import checks
 from logmax._core.options import LossOptions, RowOptions
 from logmax.torch import _functions as fn
+from logmax.torch import distributed
 from logmax.torch import (
     _vmap,  # noqa: F401  (registers the operators' vmap rules)
     guard,
@@ -352,14 +353,20 @@ def cross_entropy(
     """
     reduction = _reduction(size_average, reduce, reduction)
     return_lse = checks.check_flag(return_lse, "return_lse")
+    if distributed.is_dtensor(input):  # logits sharded on the class dim: vocab-parallel
+        if nan_policy != "propagate":
+            raise ValueError("nan_policy='raise' is not offered for DTensor logits")
+        return distributed.cross_entropy_dtensor(
+            input, target, weight, ignore_index, reduction, label_smoothing,
+            temperature=temperature, softcap=softcap, z_loss=z_loss, return_lse=return_lse,
+            normalizer=normalizer,
+        )  # fmt: skip
     _check_tensor(input, "input")
     input, weight = _autocast("cross_entropy", input, weight)
     guard.check_before(input)
     x, t, unbatched = _batched(input, target, "input")
     opts = LossOptions.make(ignore_index, reduction, label_smoothing, temperature, softcap,
                             z_loss, nan_policy, normalizer)  # fmt: skip
-    if opts.normalizer is not None and reduction != "mean":
-        raise ValueError("normalizer replaces the mean's denominator: use it with reduction='mean'")
     if t.is_floating_point() and opts.ignore_index != -100:
         raise RuntimeError("ignore_index is not supported for floating point target")
     w = _weight(weight, x)
@@ -406,8 +413,6 @@ def nll_loss(
     input, weight = _autocast("nll_loss", input, weight)
     x, t, unbatched = _batched(input, target, "input")
     opts = LossOptions.make(ignore_index, reduction, nan_policy=nan_policy, normalizer=normalizer)
-    if opts.normalizer is not None and reduction != "mean":
-        raise ValueError("normalizer replaces the mean's denominator: use it with reduction='mean'")
     w = _weight(weight, x)
     want_grad = x.requires_grad and torch.is_grad_enabled()
     loss, _ = fn.apply(fn.NLLLossEager, fn.NLLLoss, x, t, w, opts, want_grad)
