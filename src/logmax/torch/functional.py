@@ -32,9 +32,9 @@ import torch
 from logmax._core import checks
 from logmax._core.options import LossOptions, RowOptions
 from logmax.torch import _functions as fn
-from logmax.torch import distributed
 from logmax.torch import (
     _vmap,  # noqa: F401  (registers the operators' vmap rules)
+    distributed,
     guard,
 )
 
