@@ -14,7 +14,7 @@ recomputed exactly or rescaled (:func:`_tiny_log1p`, :mod:`logmax._core.exact`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from logmax._core import blocks
@@ -491,3 +491,79 @@ def logsumexp_vjp(ops: Any, x: Any, g: Any, axis: int, opts: RowOptions) -> Any:
     gg = ops.col(ops.work_rows(g, ops.shape2(x2)[0]))
     gx = alg.where(ops.col(st.bad), NAN, p * gg / opts.temperature)
     return ops.to_output(ops.unrows(gx, shape, axis), x, g)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounded memory: the ops above keep about twenty double-double temporaries of their input's
+# size; on big inputs they run on blocks of rows, so that the extra memory is the output plus a
+# workspace of about BLOCK_ELEMENTS entries.
+BLOCK_ELEMENTS = 1 << 18
+
+
+def _blocks(n_rows: int, n_cols: int):
+    step = max(1, BLOCK_ELEMENTS // max(n_cols, 1))
+    for r0 in range(0, n_rows, step):
+        yield r0, min(r0 + step, n_rows)
+
+
+def rows_in_blocks(ops: Any, op: Any, x: Any, axis: int, *args: Any, reduced: bool = False,
+                   others: tuple[Any, ...] = ()) -> Any:  # fmt: skip
+    """``op(ops, x, *others, axis, *args)`` of an element-wise op (or a reduction over ``axis``
+    with ``reduced``), computed on blocks of rows. ``others`` are arrays of ``x``'s layout (the
+    upstream gradient of a VJP: ``x``'s shape, or the reduced shape with ``reduced``)."""
+    x2, shape = ops.rows(x, axis)
+    n_rows, n_cols = ops.shape2(x2)
+    if n_rows * n_cols <= BLOCK_ELEMENTS or n_rows <= 1:
+        return op(ops, x, *others, axis, *args)
+    parts = [ops.rows(o, axis)[0] if not reduced else ops.reshape(o, (n_rows,)) for o in others]
+    out = None
+    for r0, r1 in _blocks(n_rows, n_cols):
+        y = op(ops, x2[r0:r1], *(p[r0:r1] for p in parts), 1, *args)
+        if out is None:
+            out = ops.empty_like_block(y, (n_rows,) if reduced and not others else
+                                       (n_rows, n_cols))  # fmt: skip
+        out[r0:r1] = y
+    if reduced and not others:
+        return ops.reshape(out, ops.reduced_shape(shape, axis))
+    return ops.unrows(out, shape, axis)
+
+
+def loss_in_blocks(ops: Any, op: Any, x: Any, axis: int, target: Any, soft: bool, weight: Any,
+                   opts: LossOptions, grad_output: Any, *extra: Any) -> Any:  # fmt: skip
+    """A loss op (:func:`cross_entropy` or :func:`nll_loss`) on blocks of rows: the rows'
+    weights, the mean's denominator and each row's gradient scale are found on the whole batch
+    first, each block is computed with ``reduction='none'``, and the rows are reduced at the
+    end (:func:`reduce_rows`)."""
+    x2, shape = ops.rows(x, axis)
+    n_rows, n_cls = ops.shape2(x2)
+    if n_rows * n_cls <= BLOCK_ELEMENTS or n_rows <= 1:
+        return op(ops, x, axis, target, soft, weight, opts, grad_output, *extra)
+    w = mean_weights(ops, ops.class_weights(weight, n_cls, x2), soft, opts)
+    t2 = ops.rows(target, axis)[0] if soft else ops.flat_labels(target)
+    counted, _, row_w = counted_rows(ops, t2, soft, w, opts, x2)
+    den = denominator(ops, row_w, soft, opts)
+    scale = None if grad_output is None else row_scale(ops, grad_output, den, counted, opts, n_rows)
+    per_row = replace(opts, reduction="none", normalizer=None)
+    rows = lse = grad = None
+    for r0, r1 in _blocks(n_rows, n_cls):
+        out = op(ops, x2[r0:r1], 1, t2[r0:r1], soft, w, per_row,
+                 None if scale is None else scale[r0:r1], *extra)  # fmt: skip
+        if rows is None:
+            rows = ops.empty_like_block(out[0], (n_rows,))
+            if len(out) == 3:
+                lse = ops.empty_like_block(out[1], (n_rows,))
+            if out[-1] is not None:
+                grad = ops.empty_like_block(out[-1], (n_rows, n_cls))
+        rows[r0:r1] = out[0]
+        if lse is not None:
+            lse[r0:r1] = out[1]
+        if grad is not None:
+            grad[r0:r1] = out[-1]
+    loss = reduce_rows(ops, rows, den, opts)
+    batch = ops.batch_shape(shape, axis)
+    if opts.reduction == "none":
+        loss = ops.reshape(loss, batch)
+    g = None if grad is None else ops.unrows(grad, shape, axis)
+    if lse is None:
+        return loss, g
+    return loss, ops.reshape(lse, batch), g

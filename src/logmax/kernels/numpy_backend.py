@@ -125,6 +125,9 @@ class NumpyOps:
     def exponent(self, x: np.ndarray) -> np.ndarray:
         return np.frexp(x)[1].astype(F64)
 
+    def empty_like_block(self, block: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=np.asarray(block).dtype)
+
     def zeros_like(self, x: np.ndarray) -> np.ndarray:
         return np.zeros_like(np.asarray(x, dtype=F64))
 
@@ -197,36 +200,40 @@ class NumpyBackend:
 
     @_quiet
     def softmax(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
-        return array.softmax(OPS, x, axis, opts)
+        return array.rows_in_blocks(OPS, array.softmax, x, axis, opts)
 
     @_quiet
     def log_softmax(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
-        return array.log_softmax(OPS, x, axis, opts)
+        return array.rows_in_blocks(OPS, array.log_softmax, x, axis, opts)
 
     @_quiet
     def logsumexp(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
-        return array.logsumexp(OPS, x, axis, opts)
+        return array.rows_in_blocks(OPS, array.logsumexp, x, axis, opts, reduced=True)
 
     @_quiet
     def cross_entropy(self, x, axis, target, soft, weight, opts: LossOptions, grad_output,
                       want_lse=True):  # fmt: skip
-        return array.cross_entropy(OPS, x, axis, target, soft, weight, opts, grad_output, want_lse)
+        return array.loss_in_blocks(OPS, array.cross_entropy, x, axis, target, soft, weight, opts,
+                                    grad_output, want_lse)  # fmt: skip
 
     @_quiet
     def nll_loss(self, logp, axis, target, soft, weight, opts: LossOptions, grad_output):
-        return array.nll_loss(OPS, logp, axis, target, soft, weight, opts, grad_output)
+        return array.loss_in_blocks(OPS, array.nll_loss, logp, axis, target, soft, weight, opts,
+                                    grad_output)  # fmt: skip
 
     @_quiet
     def softmax_vjp(self, y, g, axis: int, temperature: float):
-        return array.softmax_vjp(OPS, y, g, axis, temperature)
+        return array.rows_in_blocks(OPS, array.softmax_vjp, y, axis, temperature, others=(g,))
 
     @_quiet
     def log_softmax_vjp(self, y, g, axis: int, temperature: float):
-        return array.log_softmax_vjp(OPS, y, g, axis, temperature)
+        return array.rows_in_blocks(OPS, array.log_softmax_vjp, y, axis, temperature,
+                                    others=(g,))  # fmt: skip
 
     @_quiet
     def logsumexp_vjp(self, x, g, axis: int, opts: RowOptions):
-        return array.logsumexp_vjp(OPS, x, g, axis, opts)
+        return array.rows_in_blocks(OPS, array.logsumexp_vjp, x, axis, opts, reduced=True,
+                                    others=(g,))  # fmt: skip
 
     @_quiet
     def logsumexp_weighted(self, x, axis: int, b, opts: RowOptions):

@@ -184,6 +184,9 @@ class TorchOps:
     def exponent(self, x: torch.Tensor) -> torch.Tensor:
         return torch.frexp(x)[1].to(x.dtype)
 
+    def empty_like_block(self, block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        return block.new_empty(shape)
+
     def zeros_like(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x, dtype=self.work_dtype)
 
@@ -267,27 +270,31 @@ class TorchBackend:
         return None
 
     def softmax(self, x, axis: int, opts: RowOptions):
-        return array.softmax(ops_for(x), x, axis, opts)
+        return array.rows_in_blocks(ops_for(x), array.softmax, x, axis, opts)
 
     def log_softmax(self, x, axis: int, opts: RowOptions):
-        return array.log_softmax(ops_for(x), x, axis, opts)
+        return array.rows_in_blocks(ops_for(x), array.log_softmax, x, axis, opts)
 
     def logsumexp(self, x, axis: int, opts: RowOptions):
-        return array.logsumexp(ops_for(x), x, axis, opts)
+        return array.rows_in_blocks(ops_for(x), array.logsumexp, x, axis, opts, reduced=True)
 
     def cross_entropy(self, x, axis, target, soft, weight, opts: LossOptions, grad_output,
                       want_lse=True):  # fmt: skip
-        return array.cross_entropy(ops_for(x), x, axis, target, soft, weight, opts, grad_output,
-                                   want_lse)  # fmt: skip
+        return array.loss_in_blocks(ops_for(x), array.cross_entropy, x, axis, target, soft,
+                                    weight, opts, grad_output, want_lse)  # fmt: skip
 
     def nll_loss(self, logp, axis, target, soft, weight, opts: LossOptions, grad_output):
-        return array.nll_loss(ops_for(logp), logp, axis, target, soft, weight, opts, grad_output)
+        return array.loss_in_blocks(ops_for(logp), array.nll_loss, logp, axis, target, soft,
+                                    weight, opts, grad_output)  # fmt: skip
 
     def softmax_vjp(self, y, g, axis: int, temperature: float):
-        return array.softmax_vjp(ops_for(y), y, g, axis, temperature)
+        return array.rows_in_blocks(ops_for(y), array.softmax_vjp, y, axis, temperature,
+                                    others=(g,))  # fmt: skip
 
     def log_softmax_vjp(self, y, g, axis: int, temperature: float):
-        return array.log_softmax_vjp(ops_for(y), y, g, axis, temperature)
+        return array.rows_in_blocks(ops_for(y), array.log_softmax_vjp, y, axis, temperature,
+                                    others=(g,))  # fmt: skip
 
     def logsumexp_vjp(self, x, g, axis: int, opts: RowOptions):
-        return array.logsumexp_vjp(ops_for(x), x, g, axis, opts)
+        return array.rows_in_blocks(ops_for(x), array.logsumexp_vjp, x, axis, opts, reduced=True,
+                                    others=(g,))  # fmt: skip
