@@ -33,9 +33,15 @@ def _timed(section: Section, build: Callable[[Section], None]) -> Section:
         warnings.simplefilter("ignore")  # peers' overflow warnings are measured, not shown
         try:
             build(section)
+        except ModuleNotFoundError as err:  # an optional package this section needs
+            section.parts.clear()
+            section.unavailable = (
+                f"{err.name or err} is not installed (pip install 'logmax[report]')"
+            )
         except Exception as err:  # a failing tool is reported, never papered over
             section.parts.clear()
             section.unavailable = f"it failed: {type(err).__name__}: {err}"
+            section.failed = True
     section.seconds = time.perf_counter() - start
     if section.unavailable:
         section.headline = f"not included: {section.unavailable}"
