@@ -7,6 +7,7 @@ no number is ever shown that was not measured in this run.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import time
 import warnings
@@ -376,11 +377,18 @@ def lint_section(progress: Progress | None = None) -> Section:
             code=[Code(EXAMPLE_PATH, EXAMPLE)],
         )
         if fixed is not None:
+            diff = difflib.unified_diff(
+                EXAMPLE.splitlines(keepends=True),
+                fixed.splitlines(keepends=True),
+                fromfile=f"a/{EXAMPLE_PATH}",
+                tofile=f"b/{EXAMPLE_PATH}",
+            )
             part.code.append(
                 Code(
-                    f"logmax lint --fix {EXAMPLE_PATH}: {applied} edit(s), "
+                    f"logmax lint --fix {EXAMPLE_PATH}: {applied} edit(s), as a diff; "
                     f"{left} finding(s) left for a person",
-                    fixed,
+                    "".join(diff),
+                    diff=True,
                 )
             )
         section.parts.append(part)
