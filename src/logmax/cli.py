@@ -107,6 +107,32 @@ class ListAction(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
+def add_list_option(
+    parser: argparse.ArgumentParser,
+    name: str,
+    help: str,
+    choices: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+    item: Callable[[str], Any] = str,
+    *,
+    what: str,
+    metavar: str | None = None,
+    spaces: bool = False,
+) -> None:
+    """Add a repeatable option of comma-separated values (default ``None``: "all").
+
+    ``spaces`` also takes space-separated values (``--ops a b``); only for commands without
+    positional arguments, which those values would swallow.
+    """
+    parser.add_argument(
+        name,
+        type=comma_list(choices, item, what=what),
+        action=ListAction,
+        nargs="+" if spaces else None,
+        metavar=metavar or f"{what.upper()}[,{what.upper()}...]",
+        help=help,
+    )
+
+
 def positive_int(text: str) -> int:
     """An argparse ``type=``: an integer of at least 1."""
     try:

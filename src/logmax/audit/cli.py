@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from logmax.cli import EXIT_FOUND, EXIT_OK, EXIT_USAGE, ListAction, comma_list, output_dir
+from logmax.cli import EXIT_FOUND, EXIT_OK, EXIT_USAGE, add_list_option, output_dir
 
 DEFAULT_OUT = "logmax-out/audit"
 REQUIRES = {"flint": "python-flint", "rich": "rich"}
@@ -49,29 +49,23 @@ def _cases() -> list[str]:
     return list(CASES)
 
 
-def _list_option(parser: argparse.ArgumentParser, name: str, choices, what: str, help: str):
-    # nargs="+" also takes space-separated values (``--ops a b``), as this command always did
-    parser.add_argument(
-        name,
-        type=comma_list(choices, what=what),
-        action=ListAction,
-        nargs="+",
-        metavar=f"{what.upper()}[,{what.upper()}...]",
-        help=help,
-    )
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _list_option(parser, "--ops", _ops, "op", "ops to audit (default: all five)")
-    _list_option(
-        parser, "--dtypes", _dtypes, "dtype", "float16, bfloat16, float32, float64 (default: all)"
+    # spaces=True: also ``--ops a b``, as this command always took
+    add_list_option(
+        parser, "--ops", "ops to audit (default: all five)", _ops, what="op", spaces=True
     )
-    _list_option(
-        parser, "--impls", _impls, "impl", "implementations (default: every installed one; --list)"
-    )
-    _list_option(
-        parser, "--cases", _cases, "case", "case names (default: the whole catalogue; --list)"
-    )
+    add_list_option(
+        parser, "--dtypes", "float16, bfloat16, float32, float64 (default: all)", _dtypes,
+        what="dtype", spaces=True,
+    )  # fmt: skip
+    add_list_option(
+        parser, "--impls", "implementations (default: every installed one; --list)", _impls,
+        what="impl", spaces=True,
+    )  # fmt: skip
+    add_list_option(
+        parser, "--cases", "case names (default: the whole catalogue; --list)", _cases,
+        what="case", spaces=True,
+    )  # fmt: skip
     parser.add_argument(
         "--out",
         type=output_dir,

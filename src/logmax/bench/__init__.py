@@ -52,6 +52,25 @@ class BenchRow:
     cpu_ms: float
     cpu_speedup_vs_torch: float
 
+    def cells(self, baseline: str = "") -> tuple[str, ...]:
+        """The row as the table prints it (:data:`COLUMNS`); ``baseline`` in torch's ratios."""
+        torch = self.impl == "torch"
+        return (
+            self.op,
+            self.shape,
+            self.dtype,
+            self.impl,
+            f"{self.ms:.2f}",
+            f"{self.gb_per_s:.2f}",
+            baseline if torch else f"{self.speedup_vs_torch:.2f}x",
+            f"{self.cpu_ms:.2f}",
+            baseline if torch else f"{self.cpu_speedup_vs_torch:.2f}x",
+        )
+
+
+COLUMNS = ("op", "shape", "dtype", "impl", "ms", "GB/s", "vs torch", "cpu ms", "cpu vs torch")
+"""The columns of :meth:`BenchRow.cells`; from ``ms`` on they are numbers."""
+
 
 @dataclass
 class CompileRow:
@@ -93,23 +112,10 @@ class BenchResult:
             "cpu: CPU time of the process, all threads (robust to other users' load)",
             caption_justify="left",
         )
-        for name in ("op", "shape", "dtype", "impl"):
-            timings.add_column(name)
-        for name in ("ms", "GB/s", "vs torch", "cpu ms", "cpu vs torch"):
-            timings.add_column(name, justify="right")
+        for i, name in enumerate(COLUMNS):
+            timings.add_column(name, justify="right" if i >= COLUMNS.index("ms") else "left")
         for r in self.rows:
-            baseline = r.impl == "torch"
-            timings.add_row(
-                r.op,
-                r.shape,
-                r.dtype,
-                r.impl,
-                f"{r.ms:.2f}",
-                f"{r.gb_per_s:.2f}",
-                "" if baseline else f"{r.speedup_vs_torch:.2f}x",
-                f"{r.cpu_ms:.2f}",
-                "" if baseline else f"{r.cpu_speedup_vs_torch:.2f}x",
-            )
+            timings.add_row(*r.cells())
         out: list[Any] = [timings]
         if self.compile:
             first = Table(
@@ -287,4 +293,12 @@ def run_bench(
     return result
 
 
-__all__ = ["BenchResult", "BenchRow", "CompileRow", "run_bench", "first_calls", "cold_compile"]
+__all__ = [
+    "COLUMNS",
+    "BenchResult",
+    "BenchRow",
+    "CompileRow",
+    "run_bench",
+    "first_calls",
+    "cold_compile",
+]

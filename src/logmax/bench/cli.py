@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from logmax.cli import ListAction, comma_list, positive_int
+from logmax.cli import add_list_option, positive_int
 
 REQUIRES = {"rich": "rich"}
 EXTRA = "bench"
@@ -54,28 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fp32 [2048 x 32000] only, 3 rounds: about 30 s (the full run: about 10 min)",
     )
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--ops",
-        type=comma_list(_ops, what="op"),
-        action=ListAction,
-        metavar="OP[,OP...]",
-        help="softmax, log_softmax, logsumexp, cross_entropy (= forward and backward); "
-        "default: all",
+        "softmax, log_softmax, logsumexp, cross_entropy (= forward and backward); default: all",
+        _ops,
+        what="op",
     )
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--shapes",
-        type=comma_list(item=_shape, what="shape"),
-        action=ListAction,
+        "e.g. 2048x32000,8192x1000 (default: 2048x32000, 8192x1000, 64x262144)",
+        item=_shape,
+        what="shape",
         metavar="ROWSxCOLS[,...]",
-        help="e.g. 2048x32000,8192x1000 (default: 2048x32000, 8192x1000, 64x262144)",
     )
-    parser.add_argument(
-        "--dtypes",
-        type=comma_list(_dtypes, what="dtype"),
-        action=ListAction,
-        metavar="DTYPE[,DTYPE...]",
-        help="float32, float64 (default: both; --quick: float32)",
-    )
+    add_list_option(
+        parser, "--dtypes", "float32, float64 (default: both; --quick: float32)", _dtypes,
+        what="dtype",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=positive_int, default=2, help="for torch and Numba alike (default 2)"
     )
@@ -86,12 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="interleaved rounds, each implementation once per round (default 7; --quick: 3)",
     )
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--peers",
-        type=comma_list(_peers, what="peer"),
-        action=ListAction,
-        metavar="PEER[,PEER...]",
-        help="torch, scipy, jax: the ones installed are timed (default: all three)",
+        "torch, scipy, jax: the ones installed are timed (default: all three)",
+        _peers,
+        what="peer",
     )
     parser.add_argument(
         "--cold",

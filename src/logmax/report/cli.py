@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from logmax.cli import EXIT_FOUND, EXIT_OK, ListAction, comma_list, output_dir
+from logmax.cli import EXIT_FOUND, EXIT_OK, add_list_option, output_dir
 
 SECTIONS = ("examples", "study", "audit", "bench", "lint")
 REQUIRES = {"rich": "rich"}  # the sections say themselves what they lack
@@ -30,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a smoke run: one seed, fewer epochs, a float32 audit, a smaller benchmark: "
         "about 1 min (the full report: about 10 min)",
     )
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--sections",
-        type=comma_list(SECTIONS, what="section"),
-        action=ListAction,
-        metavar="SECTION[,SECTION...]",
-        help=f"sections to run (default: all of {', '.join(SECTIONS)})",
+        f"sections to run (default: all of {', '.join(SECTIONS)})",
+        SECTIONS,
+        what="section",
     )
     parser.add_argument(
         "--tables",

@@ -260,34 +260,17 @@ def _bench_steps() -> int:
     return len(OPS) * len(QUICK_SHAPES) * len(QUICK_DTYPES)
 
 
-def _cpu_cells(row: Any, wanted: bool) -> tuple[str, ...]:
-    """The CPU-time ratio (less sensitive to a busy machine than wall time), if measured."""
-    if not wanted:
-        return ()
-    return ("1 (baseline)" if row.impl == "torch" else f"{row.cpu_speedup_vs_torch:.2f}x",)
-
-
 def _bench_part(result: Any) -> Part:
+    from logmax.bench import COLUMNS
     from logmax.report.figures import speedup_figure
 
     rows = list(result.rows)
-    cpu_head = ("CPU-time speed vs torch",) if rows and hasattr(rows[0], "cpu_ms") else ()
     table = Table(
         f"Median of {result.repeats} interleaved repeats, {result.threads} thread(s)",
-        ("op", "shape", "dtype", "implementation", "ms", "GB/s", "speed vs torch", *cpu_head),
-        tuple(
-            (
-                r.op,
-                r.shape,
-                r.dtype,
-                r.impl,
-                f"{r.ms:.2f}",
-                f"{r.gb_per_s:.2f}",
-                "1 (baseline)" if r.impl == "torch" else f"{r.speedup_vs_torch:.2f}x",
-                *_cpu_cells(r, bool(cpu_head)),
-            )
-            for r in rows
-        ),
+        COLUMNS,
+        tuple(r.cells("1 (baseline)") for r in rows),
+        note="vs torch: torch's time / this time (above 1: faster than torch); cpu: CPU time of "
+        "the process, all threads (less sensitive to other users' load than wall time)",
     )
     tables = [table]
     if result.compile:
