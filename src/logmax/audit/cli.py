@@ -7,7 +7,7 @@ imports happen in :func:`run`, so ``logmax --help`` stays fast.
 
 Examples::
 
-    uv run logmax audit                                  # everything, a few minutes
+    uv run logmax audit                                  # everything, about a minute
     uv run logmax audit --quick --dtypes float32 --impls logmax,torch
     uv run logmax audit --ops cross_entropy --out /tmp/audit
     uv run logmax audit --list                           # cases and implementations
@@ -76,8 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller large cases (2^14 classes, shorter sweeps): about 2 min "
-        "(the full run: about 6 min)",
+        help="smaller large cases (2^14 classes, shorter sweeps): about 30 s on 2 cores "
+        "(the full run: about 1 min)",
     )
     parser.add_argument("--no-figures", action="store_true", help="skip the plots in the page")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

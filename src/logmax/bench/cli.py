@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fp32 [2048 x 32000] only, 3 rounds: about 30 s (the full run: about 10 min)",
+        help="fp32 [2048 x 32000] only, 3 rounds: about 45 s on 2 cores (the full run: "
+        "about 2 min)",
     )
     add_list_option(
         parser,
