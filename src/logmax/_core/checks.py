@@ -87,6 +87,34 @@ def check_label_smoothing(label_smoothing: float) -> float:
     return e
 
 
+def check_ignore_index(ignore_index: object) -> int:
+    """An int label (torch's rule: a float such as 1.9 is refused, never truncated)."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(
+            f"ignore_index must be an int (a class index to skip), got {ignore_index!r}"
+        )
+    return int(ignore_index)
+
+
+def check_flag(value: object, name: str) -> bool:
+    """A real bool (or NumPy bool): the string 'no' is not False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_normalizer(normalizer: object) -> float | None:
+    """None, or the positive count that divides the summed loss."""
+    if normalizer is None:
+        return None
+    if isinstance(normalizer, bool):
+        raise TypeError(f"normalizer must be None or a positive number, got {normalizer!r}")
+    n = float(normalizer)  # type: ignore[arg-type]
+    if not (np.isfinite(n) and n > 0):
+        raise ValueError(f"normalizer must be None or a positive finite number, got {normalizer!r}")
+    return n
+
+
 def check_z_loss(z_loss: float) -> float:
     z = float(z_loss)
     if not (np.isfinite(z) and z >= 0):

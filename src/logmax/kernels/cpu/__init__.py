@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from logmax._core import reference
 from logmax._core.dtypes import BFLOAT16, round_to
+from logmax._core.options import LossOptions, RowOptions
 from logmax.kernels.cpu import _columns, _cross_entropy, _rows
 
 F32 = np.dtype(np.float32)
@@ -111,7 +111,9 @@ def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray) -> None:
     """
     redo = np.flatnonzero(_subnormal(out) if out.ndim == 1 else _subnormal(out).any(axis=1))
     if redo.size:
-        out[redo] = getattr(reference, op)(rows[redo], (1,), None, 1.0)
+        from logmax.kernels.numpy_backend import NumpyBackend
+
+        out[redo] = getattr(NumpyBackend(), op)(rows[redo], 1, RowOptions())
 
 
 def _elementwise_columns(op: str, x: np.ndarray, xc: np.ndarray, axis: int, t: float) -> Any:
@@ -193,11 +195,12 @@ def _cross_entropy_op(
         _cross_entropy.cross_entropy_dd(rows, *common, scale, scale_lo, want_grad, loss, lse, grad)
         redo = np.flatnonzero(_subnormal(loss))
         if redo.size:  # see _redo_subnormal_rows
+            from logmax.kernels.numpy_backend import NumpyBackend
+
             sub_scale = None if not want_grad else wide[redo]
-            l_r, lse_r, g_r = reference.cross_entropy_rows(
-                rows[redo], 1, target=labels[redo], soft=False, weight=weight,
-                ignore_index=ignore_index, label_smoothing=0.0, temperature=1.0, softcap=None,
-                z_loss=0.0, where=None, grad_scale=sub_scale,
+            l_r, lse_r, g_r = NumpyBackend().cross_entropy(
+                rows[redo], 1, labels[redo], False, weight,
+                LossOptions(ignore_index=ignore_index, reduction="none"), sub_scale,
             )  # fmt: skip
             loss[redo], lse[redo] = l_r, lse_r
             if want_grad:
