@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import logmax.torch as lt
-from logmax.torch import _numpy_bridge
+from logmax.kernels import interop
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 
@@ -78,11 +78,11 @@ def test_cross_entropy_gradient_within_one_ulp(path, gen, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 def test_bridge_is_zero_copy(dtype):
     t = torch.randn(4, 6).to(dtype)[:, 1:5]  # a strided view
-    a = _numpy_bridge.to_numpy(t)
+    a = interop.to_numpy(t)
     assert a.ctypes.data == t.data_ptr() and a.shape == (4, 4)
     if dtype == torch.bfloat16:
         assert a.dtype == np.dtype(ml_dtypes.bfloat16)
-    back = _numpy_bridge.from_numpy(np.ascontiguousarray(a))
+    back = interop.from_numpy(np.ascontiguousarray(a))
     assert back.dtype == dtype and torch.equal(back, t)
     fresh = np.ascontiguousarray(a)
-    assert _numpy_bridge.from_numpy(fresh).data_ptr() == fresh.ctypes.data
+    assert interop.from_numpy(fresh).data_ptr() == fresh.ctypes.data

@@ -6,6 +6,7 @@ what is wrong, where (which row, which position), and what was expected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,7 +67,7 @@ def check_reduction(reduction: str) -> None:
 
 def check_temperature(temperature: float) -> float:
     t = float(temperature)
-    if not (np.isfinite(t) and t > 0):
+    if not (math.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     return t
 
@@ -75,7 +76,7 @@ def check_softcap(softcap: float | None) -> float | None:
     if softcap is None:
         return None
     c = float(softcap)
-    if not (np.isfinite(c) and c > 0):
+    if not (math.isfinite(c) and c > 0):
         raise ValueError(f"softcap must be None or a positive finite number, got {softcap!r}")
     return c
 
@@ -110,14 +111,14 @@ def check_normalizer(normalizer: object) -> float | None:
     if isinstance(normalizer, bool):
         raise TypeError(f"normalizer must be None or a positive number, got {normalizer!r}")
     n = float(normalizer)  # type: ignore[arg-type]
-    if not (np.isfinite(n) and n > 0):
+    if not (math.isfinite(n) and n > 0):
         raise ValueError(f"normalizer must be None or a positive finite number, got {normalizer!r}")
     return n
 
 
 def check_z_loss(z_loss: float) -> float:
     z = float(z_loss)
-    if not (np.isfinite(z) and z >= 0):
+    if not (math.isfinite(z) and z >= 0):
         raise ValueError(f"z_loss must be a non-negative finite number, got {z_loss!r}")
     return z
 
