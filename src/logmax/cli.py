@@ -102,8 +102,7 @@ class ListAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         items = list(getattr(namespace, self.dest, None) or [])
-        for value in values if self.nargs in ("+", "*") else [values]:
-            items.extend(value if isinstance(value, list) else [value])
+        items.extend(values if isinstance(values, list) else [values])
         setattr(namespace, self.dest, items)
 
 
@@ -116,18 +115,12 @@ def add_list_option(
     *,
     what: str,
     metavar: str | None = None,
-    spaces: bool = False,
 ) -> None:
-    """Add a repeatable option of comma-separated values (default ``None``: "all").
-
-    ``spaces`` also takes space-separated values (``--ops a b``); only for commands without
-    positional arguments, which those values would swallow.
-    """
+    """Add a repeatable option of comma-separated values (default ``None``: "all")."""
     parser.add_argument(
         name,
         type=comma_list(choices, item, what=what),
         action=ListAction,
-        nargs="+" if spaces else None,
         metavar=metavar or f"{what.upper()}[,{what.upper()}...]",
         help=help,
     )

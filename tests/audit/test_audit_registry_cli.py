@@ -65,9 +65,9 @@ def test_run_audit_result():
 
 def test_cli_writes_json_and_a_self_contained_page(tmp_path, capsys):
     out = tmp_path / "audit"
-    code = main(["audit", "--quick", "--ops", "log_softmax", "cross_entropy", "--dtypes",
-                 "float32,float16", "--impls", "logmax", "torch", "--cases", "seed002_alpha_sweep",
-                 "confident_margins", "--out", str(out), "--no-progress"])  # fmt: skip
+    code = main(["audit", "--quick", "--ops", "log_softmax,cross_entropy", "--dtypes",
+                 "float32,float16", "--impls", "logmax,torch", "--cases", "seed002_alpha_sweep",
+                 "--cases", "confident_margins", "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
     text = capsys.readouterr().out
     assert "log_softmax" in text and "logmax is within its bound" in text

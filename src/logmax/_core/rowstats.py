@@ -238,11 +238,12 @@ def loss_row(hard, dy_hi, dy_lo, has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo, zeta, w
     dn_hi = where(dense, where(ad_hi == -INF, INF, dn_hi), 0.0)
     dn_lo = where(dense & (ad_hi != -INF), dn_lo, 0.0)
     tot_hi, tot_lo = dd_add(h_hi, h_lo, dn_hi, dn_lo)
-    sq_hi, sq_lo = dd_mul(lse_hi, lse_lo, lse_hi, lse_lo)
-    z_hi, z_lo = dd_mul_d(sq_hi, sq_lo, zeta * w_row)
+    zw_hi, zw_lo = dd_mul_d(lse_hi, lse_lo, zeta * w_row)  # (zeta w lse) lse: no early overflow
+    z_hi, z_lo = dd_mul(zw_hi, zw_lo, lse_hi, lse_lo)
     use_z = (zeta * w_row) != 0.0
-    z_hi = where(use_z, where(lse_hi == -INF, INF, z_hi), 0.0)
-    z_lo = where(use_z & (lse_hi != -INF), z_lo, 0.0)
+    big = abs((zeta * w_row * lse_hi) * lse_hi) == INF  # beyond the range: +inf
+    z_hi = where(use_z, where((lse_hi == -INF) | big, INF, z_hi), 0.0)
+    z_lo = where(use_z & (lse_hi != -INF) & ~big, z_lo, 0.0)
     r_hi, r_lo = dd_add(tot_hi, tot_lo, z_hi, z_lo)
     inf = (h_hi == INF) | (dn_hi == INF) | (z_hi == INF)  # (a sum with inf is NaN in dd_add)
     return where(inf, INF, r_hi), where(inf, 0.0, r_lo)

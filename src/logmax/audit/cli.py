@@ -50,21 +50,18 @@ def _cases() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # spaces=True: also ``--ops a b``, as this command always took
-    add_list_option(
-        parser, "--ops", "ops to audit (default: all five)", _ops, what="op", spaces=True
-    )
+    add_list_option(parser, "--ops", "ops to audit (default: all five)", _ops, what="op")
     add_list_option(
         parser, "--dtypes", "float16, bfloat16, float32, float64 (default: all)", _dtypes,
-        what="dtype", spaces=True,
+        what="dtype",
     )  # fmt: skip
     add_list_option(
         parser, "--impls", "implementations (default: every installed one; --list)", _impls,
-        what="impl", spaces=True,
+        what="impl",
     )  # fmt: skip
     add_list_option(
         parser, "--cases", "case names (default: the whole catalogue; --list)", _cases,
-        what="case", spaces=True,
+        what="case",
     )  # fmt: skip
     parser.add_argument(
         "--out",

@@ -87,8 +87,26 @@ def backend(name: str) -> Any:
         )
     if name not in _loaded:
         module, attr = _FACTORIES[name].split(":")
-        _loaded[name] = getattr(importlib.import_module(module), attr)()
+        try:
+            _loaded[name] = getattr(importlib.import_module(module), attr)()
+        except ImportError as exc:  # its library is not installed: a backend that says so
+            _loaded[name] = _Unavailable(name, f"{exc.name or exc} is not installed")
     return _loaded[name]
+
+
+class _Unavailable:
+    """A backend whose library is missing: never chosen, and forcing it says why."""
+
+    native = "none"
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+
+    def available(self) -> str:
+        return self.reason
+
+    def supports(self, call: Call) -> str:
+        return self.reason
 
 
 def names() -> tuple[str, ...]:

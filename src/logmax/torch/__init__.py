@@ -12,6 +12,13 @@ Example:
     tensor(0.2547)
 """
 
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "logmax.torch needs PyTorch: pip install 'logmax[torch]' (or torch itself)"
+    ) from exc
+
 from logmax.torch.functional import cross_entropy, log_softmax, logsumexp, nll_loss, softmax
 from logmax.torch.guard import InputGuardWarning, input_guard_enabled, set_input_guard
 from logmax.torch.linear_cross_entropy import LinearCrossEntropyLoss, linear_cross_entropy

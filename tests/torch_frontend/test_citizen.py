@@ -126,6 +126,10 @@ class _Head(torch.nn.Module):
         return lt.cross_entropy(self.lin(x), y) + lt.logsumexp(x, 1).sum()
 
 
+@pytest.mark.skipif(
+    tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 7),
+    reason="torch.export decomposes custom operators before torch 2.7",
+)
 def test_export_keeps_the_operators():
     head = _Head()
     ep = torch.export.export(head, (torch.randn(4, 6), Y))
