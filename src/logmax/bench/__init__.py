@@ -32,8 +32,8 @@ from typing import Any
 from logmax.bench._cases import OPS, PEERS, available_peers, build_case
 from logmax.bench._timing import interleaved_medians, time_once
 
-SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000), (8192, 1000), (64, 262144))
-DTYPES: tuple[str, ...] = ("float32", "float64")
+SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000), (1024, 50257), (8192, 1000), (64, 262144))
+DTYPES: tuple[str, ...] = ("bfloat16", "float16", "float32", "float64")
 QUICK_SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000),)
 QUICK_DTYPES: tuple[str, ...] = ("float32",)
 
@@ -181,11 +181,13 @@ def first_calls(ops: Sequence[str], dtypes: Sequence[str]) -> list[CompileRow]:
 
     import logmax
 
+    from logmax.bench._cases import numpy_dtype
+
     x0 = np.linspace(-3.0, 3.0, 32).reshape(4, 8)
     labels = np.array([0, 3, 5, 7])
     rows = []
     for dtype in dtypes:
-        x = x0.astype(dtype)
+        x = x0.astype(numpy_dtype(dtype))
         calls: dict[str, Callable[[], object]] = {
             "softmax": lambda x=x: logmax.softmax(x),
             "log_softmax": lambda x=x: logmax.log_softmax(x),
