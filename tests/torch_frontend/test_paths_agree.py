@@ -8,18 +8,16 @@ examples of the frontend are run here too.
 
 from __future__ import annotations
 
-import doctest
 import math
 import os
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 import logmax.torch as lt
-from logmax.torch import functional, guard, modules
+from logmax.torch import guard
 
 
 def _both_paths(fn):
@@ -145,8 +143,3 @@ def test_softmax_family_paths_agree(case):
                        * upstream.abs()).max())  # fmt: skip
         _assert_agree(grad_a, grad_b, scale=scale, ulps=2)
 
-
-@pytest.mark.parametrize("module", [lt, functional, modules, guard], ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
