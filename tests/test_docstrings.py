@@ -27,7 +27,7 @@ MUST_HAVE = (
     "logmax.torch.functional",
     "logmax.torch.modules",
 )
-MIN_EXAMPLES = 40
+MIN_EXAMPLES = 80  # 88 when this was written
 
 
 def _modules() -> list[str]:

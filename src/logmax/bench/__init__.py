@@ -180,7 +180,6 @@ def first_calls(ops: Sequence[str], dtypes: Sequence[str]) -> list[CompileRow]:
     import numpy as np
 
     import logmax
-
     from logmax.bench._cases import numpy_dtype
 
     x0 = np.linspace(-3.0, 3.0, 32).reshape(4, 8)
