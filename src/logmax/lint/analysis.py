@@ -1077,7 +1077,8 @@ class Analysis:
     def entropy(self, left: object, right: object) -> None:
         """``p * log(clamp(p))``: an entropy, whose clamp is right (``0 * log(eps) = 0``); the
         LMX103 reported at that log is dropped."""
-        for probs, logs in ((left, right), (right, left)):
+        pairs = [(a, b) for a, _ in options(left) for b, _ in options(right)]
+        for probs, logs in [*pairs, *((b, a) for a, b in pairs)]:
             if (
                 is_kind(probs, PROBS)
                 and is_kind(logs, LOG_PROBS)
@@ -1119,6 +1120,18 @@ class Analysis:
                 return True
             if isinstance(node.func, ast.Attribute) and node.func.attr == "logsumexp":
                 return True
+        return False
+
+    def random_draw(self, node: ast.expr) -> bool:
+        """``torch.randn(3)``, ``np.random.rand(n)``: random numbers, not logits; their ``exp``
+        normalized is a way to draw random probabilities (in tests), and cannot overflow."""
+        while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = self.qualified(node.func, self.scope) or ""
+            if name.startswith(("torch.rand", "numpy.random.", "torch.normal", "random.")):
+                return True
+            if node.func.attr not in SAME_VALUE_METHODS and node.func.attr != "exp":
+                return False
+            node = node.func.value
         return False
 
     def qualified(self, func: ast.expr, scope: Scope | None) -> str | None:
@@ -1390,6 +1403,7 @@ class Analysis:
                 (isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Sub))
                 or is_kind(option, SHIFTED, LOG_PROBS)
                 or _non_positive(arg)
+                or self.random_draw(arg)
             )
             return Tensor(
                 EXP, origin, arg.lineno, key=self.key_of(arg, option), shifted=shifted,

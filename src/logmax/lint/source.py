@@ -255,10 +255,16 @@ def python_of_cell(code: str) -> str | None:
         lines[0] = "\n"
     starts = _statement_starts(lines)
     out = []
+    in_magic = False  # a magic or shell line ending with a backslash goes on on the next one
     for line, start in zip(lines, starts, strict=True):
         ending = line[len(line.rstrip("\r\n")) :]
         match = (_LINE_MAGIC.match(line) or _HELP.match(line)) if start else None
-        out.append(f"{match.group(1)}pass{ending}" if match else line)
+        if match or in_magic:
+            indent = match.group(1) if match else ""
+            out.append(f"{indent}pass{ending}" if match else ending or "\n")
+            in_magic = line.rstrip("\r\n").endswith("\\")
+        else:
+            out.append(line)
     return "".join(out)
 
 

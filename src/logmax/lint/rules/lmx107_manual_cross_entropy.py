@@ -123,22 +123,50 @@ def _pair(
         inner = _log_argument(ctx, log_call)
         if inner is None:
             continue
-        if isinstance(inner, ast.BinOp) and not (
-            isinstance(inner.op, ast.Add) and isinstance(inner.right, ast.Constant)
-        ):
+        base = _without_epsilon(inner)
+        if isinstance(base, ast.BinOp):
             continue  # log(p / q): a divergence, not a cross-entropy
-        if ast.dump(inner) == ast.dump(other):
-            continue  # p * log(p): an entropy
+        minus = isinstance(other, ast.UnaryOp) and isinstance(other.op, ast.USub)
+        if ast.dump(base) == ast.dump(other.operand if minus else other):  # type: ignore[attr-defined]
+            continue  # p * log(p + eps): an entropy
         value = ctx.value_of(inner)
         if is_kind(value, LOG_PROBS):
             continue
-        minus = isinstance(other, ast.UnaryOp) and isinstance(other.op, ast.USub)
-        if not (negated ^ minus) and not is_kind(value, PROBS):
-            continue
+        if not is_kind(value, PROBS) and not (negated ^ minus and _probability_name(base)):
+            continue  # -(order * log(diag)).sum() is a log-determinant, not a loss
         # LMX107 says it, with the better fix; a fixable LMX103 on the log is kept
         covers = [("LMX103", log_call), *(("LMX107", call) for call in sums or ())]
         ctx.report(node, _MESSAGE, covers=tuple(covers))
         return
+
+
+_PROBABILITY_WORDS = ("prob", "pred", "softmax", "hat", "dist", "output", "out")
+
+
+def _without_epsilon(node: ast.expr) -> ast.expr:
+    """``p`` for ``p + 1e-8`` or ``p + eps``."""
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Add)
+        and isinstance(node.right, ast.Constant | ast.Name | ast.Attribute)
+    ):
+        return node.left
+    return node
+
+
+def _probability_name(node: ast.expr) -> bool:
+    """Whether the log's argument is named as probabilities are (``p``, ``q``, ``probs``,
+    ``y_pred``, ``softmax_out``...): without a softmax in sight, the name is the evidence."""
+    while isinstance(node, ast.Subscript | ast.Call):
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Attribute):
+                return False
+            node = node.func.value  # p.float(), p.clamp(...)
+        else:
+            node = node.value
+    name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", "")
+    lowered = name.lower()
+    return lowered in ("p", "q") or any(word in lowered for word in _PROBABILITY_WORDS)
 
 
 def _log_argument(ctx: RuleContext, node: ast.expr) -> ast.expr | None:
