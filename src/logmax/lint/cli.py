@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=code_list,
         metavar="CODES",
-        help="only these codes or prefixes (LMX1), comma-separated; replaces the configured ones",
+        help="only these codes or prefixes (LMX1), comma-separated; over the configured codes",
     )
     parser.add_argument(
         "--ignore",
@@ -127,8 +127,11 @@ def run(args: argparse.Namespace) -> int:
     finder = Finder(isolated=args.isolated)
 
     def codes(path: str) -> tuple[list[str] | None, list[str]]:
-        select, ignore = finder.for_path(path).codes_for(path)
-        return (cli_select if cli_select is not None else select), [*ignore, *cli_ignore]
+        config = finder.for_path(path)
+        if cli_select is not None:  # asked for on the command line: the configured codes go
+            return cli_select, [*config.per_file_codes(path), *cli_ignore]
+        select, ignore = config.codes_for(path)
+        return select, [*ignore, *cli_ignore]
 
     try:
         sources = _read(paths, missing, excludes, finder, args.stdin_filename)

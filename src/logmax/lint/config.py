@@ -12,8 +12,9 @@ library's ``tomllib``). Keys::
     "tests/*" = ["LMX1"]                  # glob on the path from the pyproject.toml's folder
     "exercise_*.ipynb" = ["LMX000"]       # a pattern without "/" matches the file name too
 
-On the command line, ``--select`` replaces the configured ``select``, ``--ignore`` adds to
-``ignore``, ``--exclude`` adds to ``exclude``, ``--isolated`` ignores every ``pyproject.toml``.
+On the command line, ``--select`` replaces the configured ``select`` and ``ignore`` (the codes
+asked for are shown, per-file ignores still apply), ``--ignore`` adds to ``ignore``,
+``--exclude`` adds to ``exclude``, ``--isolated`` ignores every ``pyproject.toml``.
 An unknown key or code is an error (:class:`ConfigError`), as a typo would otherwise select
 nothing without a word.
 """
@@ -47,16 +48,20 @@ class Config:
 
     def codes_for(self, path: str) -> tuple[list[str] | None, list[str]]:
         """(select, ignore) for one file, its per-file ignores included."""
-        ignore = list(self.ignore)
+        return self.select, [*self.ignore, *self.per_file_codes(path)]
+
+    def per_file_codes(self, path: str) -> list[str]:
+        """The codes ``per-file-ignores`` ignores in one file."""
+        codes: list[str] = []
         if self.per_file_ignores:
             relative = _relative(path, self.folder)
             name = Path(path).name
-            for pattern, codes in self.per_file_ignores.items():
+            for pattern, ignored in self.per_file_ignores.items():
                 if fnmatch.fnmatch(relative, pattern) or (
                     "/" not in pattern and fnmatch.fnmatch(name, pattern)
                 ):
-                    ignore.extend(codes)
-        return self.select, ignore
+                    codes.extend(ignored)
+        return codes
 
     def exclude_patterns(self) -> list[str]:
         """The exclude patterns, those with a ``/`` made absolute from the config's folder."""

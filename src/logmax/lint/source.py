@@ -93,7 +93,7 @@ class Source:
             return None
         raw_line, quote_col, text = found
         prefix = json.dumps(text[: max(col - 1, 0)], ensure_ascii=False)[1:-1]
-        return raw_line, quote_col + 1 + len(prefix) + 1
+        return raw_line, quote_col + 1 + len(prefix)
 
     def apply(self, edits: list[Edit]) -> None:
         """Apply edits given in ``text`` coordinates to the file's content, then re-read it."""
