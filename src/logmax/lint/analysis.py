@@ -90,6 +90,7 @@ from logmax.lint.values import (
 MAX_CALL_DEPTH = 4  # train(model) -> epoch(model) -> step(model) -> loss
 FUEL = 400_000  # statements a project may spend on analysing functions again; then no more
 _LIST_BUILDERS = {"append", "add_module"}
+_ITERATORS = {"enumerate", "zip", "reversed", "list", "sorted", "tuple", "iter"}
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ class Analysis:
         self.texts: dict[int, str] = {}
         self.by_path: dict[str, Module] = {}
         self.registered: set[int] = set()  # functions listed in their module (by node)
+        self.held: dict[int, Scope | ClassInfo] = {}  # what functions hold: released at the end
+        self.resolved: dict[int, str | None] = {}  # id(name node) -> its import-qualified name
 
     # -- modules -------------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class Analysis:
         if module.tree is None:
             module.parse()
         scope = Scope()
+        self.held[id(scope)] = scope
         module.scope = scope
         module.state = "running"
         self.by_path[module.path] = module
@@ -233,6 +237,29 @@ class Analysis:
         for function in list(module.functions):
             if self.fuel > 0 and self.stale(function):
                 self.call_function(function, [], {}, force=True)
+
+    def release(self) -> None:
+        """Break the reference cycles of the analysis (a function holds the scope that holds
+        it, a class its methods and they their class), so that memory is freed at once rather
+        than by the cyclic garbage collector walking every tree again."""
+        for held in self.held.values():
+            if isinstance(held, Scope):
+                held.env.clear()
+                held.returns.clear()
+                held.parent = None
+            else:
+                held.attrs.clear()
+                held.methods.clear()
+                held.forward = None
+        self.held.clear()
+        for module in self.by_path.values():
+            module.scope = None
+            module.functions.clear()
+        self.memo.clear()
+        self.resolved.clear()
+        self.defined.clear()
+        self.values.clear()
+        self.contexts.clear()
 
     def findings_of(self, module: Module) -> list[RawFinding]:
         found = self.findings.get(module.path, {})
@@ -321,18 +348,26 @@ class Analysis:
         return Tensor(kind, origin, line, module=self.module.path, **fields)
 
     def text(self, node: ast.AST) -> str:
-        """The source text of an expression on one line (else its unparsed form), cached."""
+        """The source text of an expression (cached), as written."""
         text = self.texts.get(id(node))
         if text is None:
-            text = None
-            if node.lineno == node.end_lineno:
-                line = self.source_lines()[node.lineno - 1 : node.lineno]
-                if line and line[0].isascii():
-                    text = line[0][node.col_offset : node.end_col_offset]
-            if not text:
-                text = ast.unparse(node)
-            self.texts[id(node)] = text
+            text = self.texts[id(node)] = self._segment(node) or ast.unparse(node)
         return text
+
+    def _segment(self, node: ast.AST) -> str:
+        lines = self.source_lines()
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        end = node.end_col_offset
+        if last >= len(lines) or end is None:
+            return ""
+        if first == last:
+            line = lines[first]
+            if line.isascii():
+                return line[node.col_offset : end]
+            return line.encode()[node.col_offset : end].decode("utf-8", "replace")
+        head = lines[first].encode()[node.col_offset :].decode("utf-8", "replace")
+        tail = lines[last].encode()[:end].decode("utf-8", "replace")
+        return "\n".join([head, *lines[first + 1 : last], tail])
 
     def source_lines(self) -> list[str]:
         lines = self.lines.get(self.module.path)
@@ -378,6 +413,7 @@ class Analysis:
                 definition = isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
                 if definition and stmt.name not in scope.env:
                     scope.env[stmt.name] = Lazy(stmt, scope, self.module)
+                    self.held[id(scope)] = scope
         saved_path, saved_off = scope.path, scope.off
         try:
             for stmt in body:
@@ -696,6 +732,7 @@ class Analysis:
             inner = self.bind(node, scope, cls, [], {}, defaults)
             return Producer(self.eval(node.body, inner))
         function = Function(node, scope, cls, self.module, defaults=defaults)
+        self.held[id(scope)] = scope
         if id(node) not in self.registered:
             self.registered.add(id(node))
             self.module.functions.append(function)
@@ -793,6 +830,7 @@ class Analysis:
 
     def class_value(self, node: ast.ClassDef, scope: Scope) -> ClassInfo:
         info = ClassInfo(node.name)
+        self.held[id(info)] = info
         for base in node.bases:
             parent = self.eval(base, scope)
             if isinstance(parent, ClassInfo):
@@ -852,88 +890,93 @@ class Analysis:
     def eval(self, node: ast.expr | None, scope: Scope) -> object:
         if node is None:
             return None
-        value = self._eval(node, scope)
-        self.values[id(node)] = value
+        return _EVAL.get(type(node), Analysis.eval_children)(self, node, scope)
+
+    def eval_name(self, node: ast.Name, scope: Scope) -> object:
+        owner = scope.owner(node.id)
+        if owner is not None:
+            value = owner.env[node.id]
+            if isinstance(value, Lazy):
+                value = self.force(value)
+            return value
+        return self.function_as_value(node, scope)
+
+    def eval_subscript(self, node: ast.Subscript, scope: Scope) -> object:
+        value = self.eval(node.value, scope)
+        index = node.slice
+        self.eval(index, scope)
+        return self.map(value, lambda v: self.subscript(v, index))
+
+    def eval_sequence(self, node: ast.Tuple | ast.List, scope: Scope) -> object:
+        items = []
+        for element in node.elts:
+            if isinstance(element, ast.Starred):
+                starred = self.eval(element.value, scope)
+                if not isinstance(starred, Tup):
+                    return Tup(())  # unknown length
+                items.extend(starred.items)
+            else:
+                items.append(self.eval(element, scope))
+        return Tup(tuple(items))
+
+    def eval_ifexp(self, node: ast.IfExp, scope: Scope) -> object:
+        self.eval(node.test, scope)
+        mode = mode_of_test(node.test)
+        body, orelse = self.eval(node.body, scope), self.eval(node.orelse, scope)
+        if mode == TRAIN:
+            return body
+        if mode == INFER:
+            return orelse
+        if body is orelse:
+            return body
+        test = self.text(node.test)
+        return merge([(body, ((test, True),)), (orelse, ((test, False),))])
+
+    def eval_lambda(self, node: ast.Lambda, scope: Scope) -> object:
+        return self.function_value(node, scope)
+
+    def eval_unary(self, node: ast.UnaryOp, scope: Scope) -> object:
+        self.eval(node.operand, scope)
+        if isinstance(node.op, ast.USub):
+            self.emit("on_reduction", Reduction(node, node.operand, negated=True))
+        return None
+
+    def eval_yield(self, node: ast.Yield | ast.YieldFrom, scope: Scope) -> object:
+        self.eval(node.value, scope)
+        function: Scope | None = scope
+        while function is not None and not function.function:
+            function = function.parent
+        if function is not None:
+            function.generator = True
+        return None
+
+    def eval_named(self, node: ast.NamedExpr, scope: Scope) -> object:
+        value = self.eval(node.value, scope)
+        self.assign(node.target, value, scope)
         return value
 
-    def _eval(self, node: ast.expr, scope: Scope) -> object:
-        if isinstance(node, ast.Name):
-            owner = scope.owner(node.id)
-            if owner is not None:
-                value = owner.env[node.id]
-                if isinstance(value, Lazy):
-                    value = self.force(value)
-                return value
-            return self.function_as_value(node, scope)
-        if isinstance(node, ast.Call):
-            return self.eval_call(node, scope)
-        if isinstance(node, ast.Attribute):
-            return self.eval_attribute(node, scope)
-        if isinstance(node, ast.BinOp):
-            return self.eval_binop(node, scope)
-        if isinstance(node, ast.Subscript):
-            value = self.eval(node.value, scope)
-            index = node.slice
-            self.eval(index, scope)
-            return self.map(value, lambda v: self.subscript(v, index))
-        if isinstance(node, ast.Tuple | ast.List):
-            items = []
-            for element in node.elts:
-                if isinstance(element, ast.Starred):
-                    starred = self.eval(element.value, scope)
-                    if not isinstance(starred, Tup):
-                        return Tup(())  # unknown length
-                    items.extend(starred.items)
-                else:
-                    items.append(self.eval(element, scope))
-            return Tup(tuple(items))
-        if isinstance(node, ast.IfExp):
-            self.eval(node.test, scope)
-            test = self.text(node.test)
-            mode = mode_of_test(node.test)
-            body, orelse = self.eval(node.body, scope), self.eval(node.orelse, scope)
-            if mode == TRAIN:
-                return body
-            if mode == INFER:
-                return orelse
-            return merge([(body, ((test, True),)), (orelse, ((test, False),))])
-        if isinstance(node, ast.Lambda):
-            return self.function_value(node, scope)
-        if isinstance(node, ast.GeneratorExp | ast.ListComp | ast.SetComp | ast.DictComp):
-            return self.eval_comprehension(node, scope)
-        if isinstance(node, ast.UnaryOp):
-            self.eval(node.operand, scope)
-            if isinstance(node.op, ast.USub):
-                self.emit("on_reduction", Reduction(node, node.operand, negated=True))
-            return None
-        if isinstance(node, ast.Yield | ast.YieldFrom):
-            self.eval(node.value, scope)
-            function: Scope | None = scope
-            while function is not None and not function.function:
-                function = function.parent
-            if function is not None:
-                function.generator = True
-            return None
-        if isinstance(node, ast.NamedExpr):
-            value = self.eval(node.value, scope)
-            self.assign(node.target, value, scope)
-            return value
-        if isinstance(node, ast.Starred):
-            return self.eval(node.value, scope)
-        if isinstance(node, ast.Constant):
-            return None
-        if isinstance(node, ast.Compare):
-            self.eval(node.left, scope)
-            for comparator in node.comparators:
-                self.eval(comparator, scope)
-            return None
-        if isinstance(node, ast.BoolOp | ast.JoinedStr | ast.Set):
-            for value in getattr(node, "values", None) or getattr(node, "elts", ()):
-                self.eval(value, scope)
-            return None
-        if isinstance(node, ast.FormattedValue):
-            self.eval(node.value, scope)
-            return None
+    def eval_starred(self, node: ast.Starred, scope: Scope) -> object:
+        return self.eval(node.value, scope)
+
+    def eval_constant(self, node: ast.Constant, scope: Scope) -> object:
+        return None
+
+    def eval_compare(self, node: ast.Compare, scope: Scope) -> object:
+        self.eval(node.left, scope)
+        for comparator in node.comparators:
+            self.eval(comparator, scope)
+        return None
+
+    def eval_values(self, node: ast.BoolOp | ast.JoinedStr, scope: Scope) -> object:
+        for value in node.values:
+            self.eval(value, scope)
+        return None
+
+    def eval_formatted(self, node: ast.FormattedValue, scope: Scope) -> object:
+        self.eval(node.value, scope)
+        return None
+
+    def eval_children(self, node: ast.expr, scope: Scope) -> object:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.eval(child, scope)
@@ -968,7 +1011,7 @@ class Analysis:
                     return Tup((None, rows[0]))
                 if name == "zip":
                     return Tup(tuple(rows))
-                if name in ("reversed", "list", "sorted", "tuple", "iter"):
+                if name in _ITERATORS:
                     return rows[0]
         if isinstance(value, Tensor) and value.kind in (PROBS, LOG_PROBS, EXP):
             return value
@@ -1109,10 +1152,14 @@ class Analysis:
 
     def key_of(self, node: ast.expr, value: object) -> str:
         """What an exponent is, for matching ``exp(x)`` with ``sum(exp(x))``: the shifted
-        variable's base, else the expression's structure."""
+        variable's base, else the expression's text (without spaces)."""
         if isinstance(value, Tensor) and value.kind == SHIFTED and value.key:
             return value.key
-        return ast.dump(node)
+        if isinstance(node, ast.Name):
+            return node.id
+        if node.lineno == node.end_lineno and (node.end_col_offset or 0) - node.col_offset < 120:
+            return "".join(self.text(node).split())
+        return f"#{id(node)}"  # a long expression: equal only to itself
 
     def is_logsumexp(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Call):
@@ -1139,7 +1186,10 @@ class Analysis:
         base = base_name(func)
         if base is None or (scope is not None and scope.binds(base)):
             return None
-        return self.module.imports.resolve(func)
+        key = id(func)
+        if key not in self.resolved:
+            self.resolved[key] = self.module.imports.resolve(func)
+        return self.resolved[key]
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -1155,6 +1205,9 @@ class Analysis:
             else:
                 callee = self.eval(func, scope)
         args = self.eval_args(node.args, scope)
+        if isinstance(func, ast.Name) and func.id in _ITERATORS:
+            for arg, value in zip(node.args, args, strict=False):
+                self.values[id(arg)] = value  # for loops: what enumerate(p) gives
         kwargs = {kw.arg: self.eval(kw.value, scope) for kw in node.keywords if kw.arg}
         for kw in node.keywords:
             if not kw.arg:
@@ -1182,6 +1235,7 @@ class Analysis:
             if ended:
                 continue
             if isinstance(arg, ast.Starred):
+                self.values[id(arg)] = value
                 if isinstance(value, Tup) and value.items:
                     args.extend(value.items)
                 else:
@@ -1270,6 +1324,7 @@ class Analysis:
             self.loss_call(node, LOSS_FUNCS[name], shown, args, kwargs)
             return None
         if name in LOG_FUNCS and len(node.args) == 1 and not node.keywords:
+            self.values[id(node.args[0])] = first  # LMX107 asks what was logged
             return self.call_log(node, node.args[0], first, name)
         if name in EXP_FUNCS and len(node.args) >= 1:
             return self.call_exp(node.args[0], first, name)
@@ -1316,6 +1371,7 @@ class Analysis:
             self.loss_call(node, "log_softmax", ".log_softmax()", [receiver], {})
             return self.tensor(LOG_PROBS, ".log_softmax()", node.lineno)
         if method == "log" and not node.args and not node.keywords:
+            self.values[id(func.value)] = receiver
             return self.call_log(node, func.value, receiver, "method")
         if method == "exp" and not node.args and not node.keywords:
             return self.call_exp(func.value, receiver, ".exp()")
@@ -1375,7 +1431,7 @@ class Analysis:
             if isinstance(items, ast.List | ast.Tuple) and items.elts:
                 pair = items.elts[-1]
                 if isinstance(pair, ast.Tuple) and len(pair.elts) == 2:
-                    last = self.values.get(id(pair.elts[1]))
+                    last = self.eval(pair.elts[1], scope)
         returns = self.map(last, lambda v: v.returns if isinstance(v, Producer) else None)
         if isinstance(returns, Tensor | Alt):
             return Producer(returns, "nn.Sequential", sequential=True)
@@ -1454,3 +1510,31 @@ def _signature(value: object) -> object:
     if value is None:
         return None
     return ("other", id(value))
+
+
+# expression node type -> the Analysis method that evaluates it (one dict lookup per node)
+_EVAL = {
+    ast.Name: Analysis.eval_name,
+    ast.Call: Analysis.eval_call,
+    ast.Attribute: Analysis.eval_attribute,
+    ast.BinOp: Analysis.eval_binop,
+    ast.Subscript: Analysis.eval_subscript,
+    ast.Tuple: Analysis.eval_sequence,
+    ast.List: Analysis.eval_sequence,
+    ast.IfExp: Analysis.eval_ifexp,
+    ast.Lambda: Analysis.eval_lambda,
+    ast.GeneratorExp: Analysis.eval_comprehension,
+    ast.ListComp: Analysis.eval_comprehension,
+    ast.SetComp: Analysis.eval_comprehension,
+    ast.DictComp: Analysis.eval_comprehension,
+    ast.UnaryOp: Analysis.eval_unary,
+    ast.Yield: Analysis.eval_yield,
+    ast.YieldFrom: Analysis.eval_yield,
+    ast.NamedExpr: Analysis.eval_named,
+    ast.Starred: Analysis.eval_starred,
+    ast.Constant: Analysis.eval_constant,
+    ast.Compare: Analysis.eval_compare,
+    ast.BoolOp: Analysis.eval_values,
+    ast.JoinedStr: Analysis.eval_values,
+    ast.FormattedValue: Analysis.eval_formatted,
+}

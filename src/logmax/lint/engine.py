@@ -16,6 +16,7 @@ import gc
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,10 +67,12 @@ def analyse_modules(modules: list[Module], project: Project) -> dict[int, list[F
                 module.errors.append(module.source.finding("LMX000", 1, 1, message))
     finally:
         sys.setrecursionlimit(limit)
+    results = {id(module): analysis.findings_of(module) for module in modules}
+    analysis.release()
     for module in modules:
         source = module.source
         findings = list(module.errors)
-        for f in analysis.findings_of(module):
+        for f in results[id(module)]:
             cell, line = source.locate(f.line)
             _, end_line = source.locate(f.end_line)
             findings.append(
@@ -91,11 +94,16 @@ def analyse_modules(modules: list[Module], project: Project) -> dict[int, list[F
 
 
 @contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
+def _quiet_and_fast() -> Iterator[None]:
+    """No SyntaxWarning from parsing other people's code; no cyclic garbage collection while
+    every tree stays alive (collections would walk them all again and again)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
     finally:
         if enabled:
             gc.enable()
@@ -104,8 +112,9 @@ def _no_cyclic_gc() -> Iterator[None]:
 def analyse(source: Source) -> list[Finding]:
     """Every finding of one source, before ``# noqa`` and code selection."""
     project = Project()
-    module = project.add(source)
-    return analyse_modules([module], project)[id(module)]
+    with _quiet_and_fast():
+        module = project.add(source)
+        return analyse_modules([module], project)[id(module)]
 
 
 def _silenced(finding: Finding, lines: list[str], source: Source) -> bool:
@@ -251,13 +260,15 @@ def lint_sources(
     """Lint sources as one project (imports between them are followed), each with its codes;
     ``(source, root)``: root is the folder that was linted, where imports stop by default."""
     project = Project()
-    with _no_cyclic_gc():  # every tree stays alive: collections would only walk them again
+    out = []
+    with _quiet_and_fast():
         modules = [project.add(source, root) for source, root in sources]
         found = analyse_modules(modules, project)
-    out = []
-    for module in modules:
-        select, ignore = selection(module.path) if selection is not None else (None, None)
-        out.append((module.source, keep(found[id(module)], module.source, select, ignore)))
+        for module in modules:
+            select, ignore = selection(module.path) if selection is not None else (None, None)
+            out.append((module.source, keep(found[id(module)], module.source, select, ignore)))
+        for module in project.modules.values():
+            module.tree = None  # freed now, not by a collection over all of them
     return out
 
 

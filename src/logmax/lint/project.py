@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import os
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,17 +61,15 @@ class Module:
             self.tree = ast.Module(body=[], type_ignores=[])
             self.imports = ImportTable(self.tree)
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not ours to report
-            try:
-                self.tree = ast.parse(self.source.text, self.path)
-            except SyntaxError as error:
-                line, col = error.lineno or 1, error.offset or 1
-                message = f"syntax error: {error.msg}"
-                self.errors.append(self.source.finding("LMX000", line, col, message))
-            except (ValueError, RecursionError, MemoryError) as error:
-                message = f"cannot be parsed: {error}"
-                self.errors.append(self.source.finding("LMX000", 1, 1, message))
+        try:  # SyntaxWarnings (odd escapes) are not ours to report: the engine hides them
+            self.tree = ast.parse(self.source.text, self.path)
+        except SyntaxError as error:
+            line, col = error.lineno or 1, error.offset or 1
+            message = f"syntax error: {error.msg}"
+            self.errors.append(self.source.finding("LMX000", line, col, message))
+        except (ValueError, RecursionError, MemoryError) as error:
+            message = f"cannot be parsed: {error}"
+            self.errors.append(self.source.finding("LMX000", 1, 1, message))
         if self.tree is None:
             self.tree = ast.Module(body=[], type_ignores=[])
         self.imports = ImportTable(self.tree)

@@ -30,6 +30,7 @@ import re
 import stat
 import sys
 import tokenize
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,7 +150,9 @@ class Source:
             if code is None or not code.strip():
                 continue
             try:
-                ast.parse(code, f"{self.path}:cell{index}")
+                with warnings.catch_warnings():  # odd escapes in other people's code
+                    warnings.simplefilter("ignore", SyntaxWarning)
+                    ast.parse(code, f"{self.path}:cell{index}")
             except SyntaxError as error:
                 message = f"cell cannot be parsed: {error.msg}"
                 line, col = error.lineno or 1, error.offset or 1
@@ -253,6 +256,8 @@ def python_of_cell(code: str) -> str | None:
         if lines[0].split()[0] not in PYTHON_CELL_MAGICS:
             return None
         lines[0] = "\n"
+    if not any(_LINE_MAGIC.match(line) or _HELP.match(line) for line in lines):
+        return "".join(lines)  # plain Python: nothing to blank
     starts = _statement_starts(lines)
     out = []
     in_magic = False  # a magic or shell line ending with a backslash goes on on the next one
