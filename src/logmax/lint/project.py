@@ -57,6 +57,10 @@ class Module:
     def parse(self) -> None:
         """Parse the text; a syntax error becomes an LMX000 finding and an empty module."""
         self.errors = list(self.source.errors)
+        if self.source.tree is not None:  # a notebook, parsed when its cells were joined
+            self.tree, self.source.tree = self.source.tree, None
+            self.imports = ImportTable(self.tree)
+            return
         if not self.source.text:
             self.tree = ast.Module(body=[], type_ignores=[])
             self.imports = ImportTable(self.tree)

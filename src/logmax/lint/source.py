@@ -62,6 +62,7 @@ class Source:
     cells: list[tuple[int, int, int]] = field(default_factory=list)
     raw: str | None = None  # a notebook's JSON text, to place findings in it (SARIF, GitHub)
     file: Path | None = None  # where it was read from, to follow its imports
+    tree: ast.Module | None = field(default=None, repr=False)  # a notebook's, parsed when read
     _raw_lines: dict | None = field(default=None, repr=False)
 
     def locate(self, line: int) -> tuple[int | None, int]:
@@ -121,6 +122,7 @@ class Source:
             cell["source"] = split_lines(text) if isinstance(cell.get("source"), list) else text
         self.raw = None
         self._raw_lines = None
+        self.tree = None
         self._join_cells()
 
     def _cell_of(self, line: int) -> tuple[int, int]:
@@ -138,37 +140,55 @@ class Source:
         return (self.text or "").encode(self.encoding)
 
     def _join_cells(self) -> None:
+        """Join the Python code cells; a cell that does not parse is reported and left out.
+
+        The joined text is parsed once and its tree kept; only when it does not parse is each
+        cell parsed alone, to find the ones to leave out."""
         assert self.notebook is not None
         self.errors = [e for e in self.errors if e.cell is None]
-        self.cells = []
-        chunks: list[str] = []
-        next_line = 1
+        codes: list[tuple[int, str]] = []
         for index, cell in enumerate(self.notebook.get("cells", []), start=1):
             if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                 continue
             code = python_of_cell(_cell_text(cell))
             if code is None or not code.strip():
                 continue
-            try:
-                with warnings.catch_warnings():  # odd escapes in other people's code
-                    warnings.simplefilter("ignore", SyntaxWarning)
-                    ast.parse(code, f"{self.path}:cell{index}")
-            except SyntaxError as error:
-                message = f"cell cannot be parsed: {error.msg}"
-                line, col = error.lineno or 1, error.offset or 1
-                self.errors.append(Finding(self.path, line, col, "LMX000", message, cell=index))
-                continue
-            except (ValueError, RecursionError, MemoryError) as error:
-                message = f"cell cannot be parsed: {error}"
-                self.errors.append(Finding(self.path, 1, 1, "LMX000", message, cell=index))
-                continue
-            if not code.endswith(("\n", "\r")):
-                code += "\n"
+            codes.append((index, code if code.endswith(("\n", "\r")) else code + "\n"))
+        self.tree = _parse("".join(code for _, code in codes), self.path)
+        if self.tree is None:
+            codes = [(index, code) for index, code in codes if self._cell_parses(index, code)]
+        self.cells = []
+        next_line = 1
+        for index, code in codes:
             count = len(split_lines(code))
             self.cells.append((index, next_line, count))
-            chunks.append(code)
             next_line += count
-        self.text = "".join(chunks)
+        self.text = "".join(code for _, code in codes)
+
+    def _cell_parses(self, index: int, code: str) -> bool:
+        try:
+            with warnings.catch_warnings():  # odd escapes in other people's code
+                warnings.simplefilter("ignore", SyntaxWarning)
+                ast.parse(code, f"{self.path}:cell{index}")
+        except SyntaxError as error:
+            message = f"cell cannot be parsed: {error.msg}"
+            line, col = error.lineno or 1, error.offset or 1
+            self.errors.append(Finding(self.path, line, col, "LMX000", message, cell=index))
+            return False
+        except (ValueError, RecursionError, MemoryError) as error:
+            message = f"cell cannot be parsed: {error}"
+            self.errors.append(Finding(self.path, 1, 1, "LMX000", message, cell=index))
+            return False
+        return True
+
+
+def _parse(text: str, path: str) -> ast.Module | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.parse(text, path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _mapping(value: object) -> dict:
