@@ -682,6 +682,14 @@ class Analysis:
         known = self.defined.get(id(stmt))
         if known is not None and scope.env.get(stmt.name) is known:
             return  # met before its definition ran (a call from above), already analysed
+        value = self.definition(stmt, scope)
+        if scope.parent is None:
+            self.store(scope, scope.env, stmt.name, value)
+        else:
+            scope.env[stmt.name] = value
+
+    def definition(self, stmt, scope: Scope) -> object:
+        """Analyse a ``def`` or ``class`` statement (its decorators first) into its value."""
         for decorator in stmt.decorator_list:
             self.eval(decorator, scope)
         if isinstance(stmt, ast.ClassDef):
@@ -689,10 +697,7 @@ class Analysis:
         else:
             value = self.function_value(stmt, scope)
         self.defined[id(stmt)] = value
-        if scope.parent is None:
-            self.store(scope, scope.env, stmt.name, value)
-        else:
-            scope.env[stmt.name] = value
+        return value
 
     def force(self, lazy: Lazy) -> object:
         """The value of a ``def``/``class`` used before its statement ran."""
@@ -704,19 +709,12 @@ class Analysis:
         lazy.busy = True
         saved = self.module, self.scope
         self.module = lazy.module
+        scope, stmt = lazy.scope, lazy.stmt
         try:
-            scope = lazy.scope
-            stmt = lazy.stmt
-            for decorator in stmt.decorator_list:
-                self.eval(decorator, scope)
-            if isinstance(stmt, ast.ClassDef):
-                value = self.class_value(stmt, scope)
-            else:
-                value = self.function_value(stmt, scope)
+            value = self.definition(stmt, scope)
         finally:
             self.module, self.scope = saved
             lazy.busy = False
-        self.defined[id(lazy.stmt)] = value
         if scope.env.get(stmt.name) is lazy:
             scope.env[stmt.name] = value
         return value

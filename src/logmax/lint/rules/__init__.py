@@ -31,39 +31,23 @@ LMX202  implicit-softmax-dim            warning   ``softmax``/``log_softmax``/``
 
 Each module's docstring says what its rule finds, why it is wrong and what to write instead; the
 README section "logmax lint" shows the same table with examples. A new rule is one new module
-listed in :data:`MODULES`.
+``lmxNNN_name.py`` here, found by :data:`MODULES`.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from logmax.lint.rules import (
-    lmx000_syntax_error,
-    lmx101_softmax_into_cross_entropy,
-    lmx102_probabilities_into_nll_loss,
-    lmx103_log_of_softmax,
-    lmx104_unshifted_softmax,
-    lmx105_unshifted_logsumexp,
-    lmx106_regression_loss_on_softmax,
-    lmx107_manual_cross_entropy,
-    lmx201_log_softmax_into_cross_entropy,
-    lmx202_implicit_softmax_dim,
-)
 from logmax.lint.rules.base import Rule
 
-MODULES: tuple[ModuleType, ...] = (
-    lmx000_syntax_error,
-    lmx101_softmax_into_cross_entropy,
-    lmx102_probabilities_into_nll_loss,
-    lmx103_log_of_softmax,
-    lmx104_unshifted_softmax,
-    lmx105_unshifted_logsumexp,
-    lmx106_regression_loss_on_softmax,
-    lmx107_manual_cross_entropy,
-    lmx201_log_softmax_into_cross_entropy,
-    lmx202_implicit_softmax_dim,
+# every module of this package named lmxNNN_*, in code order: a new rule is a new module
+MODULES: tuple[ModuleType, ...] = tuple(
+    importlib.import_module(f"{__name__}.{info.name}")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name)
+    if info.name.startswith("lmx")
 )
 HOOK_NAMES = ("on_loss", "on_log", "on_division", "on_softmax_call", "on_reduction")
 
