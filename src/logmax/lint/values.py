@@ -145,7 +145,12 @@ def merge(choices: list[tuple[object, Path]]) -> object:
             flat.append((inner, path + inner_path))
     kept: list[tuple[object, Path]] = []
     for value, path in flat:
-        if not any(_same(value, other) for other, _ in kept):
+        for i, (other, other_path) in enumerate(kept):
+            if _same(value, other):  # on both paths: only the conditions they share matter
+                shared = set(path)
+                kept[i] = (other, tuple(cond for cond in other_path if cond in shared))
+                break
+        else:
             kept.append((value, path))
     if len(kept) == 1:
         value = kept[0][0]
