@@ -31,7 +31,7 @@ Nothing is imported or executed; unknown things are ``None`` and never reported.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from logmax.lint.branches import INFER, TRAIN, mode_of_test, phrase, terminates
 from logmax.lint.context import RuleContext
@@ -40,6 +40,7 @@ from logmax.lint.finding import Edit, split_lines
 from logmax.lint.names import base_name
 from logmax.lint.project import Module, Package, Project
 from logmax.lint.rules import HOOKS
+from logmax.lint.scope import Lazy, RawFinding, Scope, reads_of
 from logmax.lint.values import (
     CLAMP_FUNCS,
     CLAMP_METHODS,
@@ -93,61 +94,6 @@ _LIST_BUILDERS = {"append", "add_module"}
 _ITERATORS = {"enumerate", "zip", "reversed", "list", "sorted", "tuple", "iter"}
 
 
-@dataclass(frozen=True)
-class RawFinding:
-    """A finding in a module's analysed text: 1-based line, 1-based character column."""
-
-    code: str
-    line: int
-    col: int
-    end_line: int
-    end_col: int
-    message: str
-    hint: str = ""
-    edit: Edit | None = None
-
-
-@dataclass(eq=False)
-class Lazy:
-    """A ``def`` or ``class`` of a body, known before the body runs; analysed on first use."""
-
-    stmt: ast.stmt
-    scope: object
-    module: Module
-    busy: bool = False
-
-
-class Scope:
-    """Names bound in one function (or module, or class body), with the enclosing scope behind."""
-
-    def __init__(
-        self,
-        parent: Scope | None = None,
-        cls: ClassInfo | None = None,
-        self_name: str | None = None,
-    ) -> None:
-        self.env: dict[str, object] = {}
-        self.parent = parent
-        self.cls = cls
-        self.self_name = self_name
-        self.returns: list[tuple[object, Path]] = []
-        self.function = False  # a def's own scope (not a comprehension's or a class body's)
-        self.generator = False  # a yield was met: calling the function gives no tensor
-        self.path: Path = ()  # the branch conditions that lead to the statement being run
-        self.off = 0  # > 0 while running an inference-only arm: its values are not kept
-
-    def owner(self, name: str) -> Scope | None:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.env:
-                return scope
-            scope = scope.parent
-        return None
-
-    def binds(self, name: str) -> bool:
-        return self.owner(name) is not None
-
-
 def _sibling(shown: str, name: str) -> str:
     """``F.softmax`` -> ``F.log_softmax``; a bare imported ``softmax`` -> its full sibling name."""
     if name in SOFTMAX_LAYERS:
@@ -162,24 +108,6 @@ def _is_constant_like(node: ast.expr) -> bool:
     if isinstance(node, ast.UnaryOp):
         node = node.operand
     return isinstance(node, ast.Constant | ast.Name | ast.Attribute)
-
-
-def _reads(node: ast.AST) -> tuple[frozenset[str], frozenset[str]]:
-    """The free names a function body loads and the ``self.x`` attributes it reads."""
-    loaded: set[str] = set()
-    stored: set[str] = set()
-    attrs: set[str] = set()
-    args = getattr(node, "args", None)
-    if isinstance(args, ast.arguments):
-        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
-            if arg is not None:
-                stored.add(arg.arg)
-    for child in ast.walk(node):
-        if isinstance(child, ast.Name):
-            (loaded if isinstance(child.ctx, ast.Load) else stored).add(child.id)
-        elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
-            attrs.add(child.attr)
-    return frozenset(loaded - stored), frozenset(attrs)
 
 
 class Analysis:
@@ -220,7 +148,6 @@ class Analysis:
         scope = Scope()
         self.held[id(scope)] = scope
         module.scope = scope
-        module.state = "running"
         self.by_path[module.path] = module
         saved = (self.module, self.scope)
         self.module, self.scope = module, scope
@@ -228,7 +155,6 @@ class Analysis:
             self.exec_body(module.tree.body, scope, hoist=True)
             self.refresh_stale(module)
         finally:
-            module.state = "done"
             self.module, self.scope = saved
         return scope
 
@@ -391,7 +317,7 @@ class Analysis:
         node = function.node
         reads = self.reads.get(id(node))
         if reads is None:
-            reads = self.reads[id(node)] = _reads(node)
+            reads = self.reads[id(node)] = reads_of(node)
         names, attrs = reads
         scope = function.scope
         for name in names:
@@ -426,6 +352,8 @@ class Analysis:
             scope.path, scope.off = saved_path, saved_off
 
     def exec_stmt(self, stmt: ast.stmt, scope: Scope):
+        if self.depth:
+            self.fuel -= 1  # analysing a function again: bounded per project
         if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             self.define(stmt, scope)
         elif isinstance(stmt, ast.Return):
@@ -1213,7 +1141,7 @@ class Analysis:
         if name is not None:
             return self.call_named(node, name, args, kwargs, scope)
         if isinstance(func, ast.Name) and func.id == "sum" and not scope.binds("sum"):
-            return self.call_sum(node, node.args[0] if node.args else None, args, "sum")
+            return self.call_sum(node, node.args[0] if node.args else None, args)
         if callee is not None:
             return self.map_call(node, callee, args, kwargs)
         if isinstance(func, ast.Attribute) and not (
@@ -1327,7 +1255,7 @@ class Analysis:
         if name in EXP_FUNCS and len(node.args) >= 1:
             return self.call_exp(node.args[0], first, name)
         if name in SUM_FUNCS and node.args:
-            return self.call_sum(node, node.args[0], args, name)
+            return self.call_sum(node, node.args[0], args)
         if name in MEAN_FUNCS and node.args:
             self.emit("on_reduction", Reduction(node, node.args[0]))
             return None
@@ -1374,7 +1302,7 @@ class Analysis:
         if method == "exp" and not node.args and not node.keywords:
             return self.call_exp(func.value, receiver, ".exp()")
         if method == "sum":
-            return self.call_sum(node, func.value, [receiver], "method")
+            return self.call_sum(node, func.value, [receiver])
         if method == "mean":
             self.emit("on_reduction", Reduction(node, func.value))
             return None
@@ -1466,7 +1394,7 @@ class Analysis:
 
         return self.map(value, exp)
 
-    def call_sum(self, node: ast.Call, arg: ast.expr | None, args: list, how: str) -> object:
+    def call_sum(self, node: ast.Call, arg: ast.expr | None, args: list) -> object:
         if arg is None:
             return None
         if isinstance(arg, ast.GeneratorExp | ast.ListComp):

@@ -39,8 +39,7 @@ class Module:
     tree: ast.Module | None = None
     errors: list[Finding] = field(default_factory=list)  # LMX000 of parsing
     imports: ImportTable | None = None
-    scope: object = None  # the module Scope, once analysis started
-    state: str = "new"  # "new" | "running" | "done"
+    scope: object = None  # the module Scope, once its analysis started (done, or running)
     functions: list = field(default_factory=list)  # Function values defined here
 
     @property
@@ -93,7 +92,6 @@ class Project:
 
     def __init__(self) -> None:
         self.modules: dict[Path, Module] = {}  # by resolved path
-        self.order: list[Module] = []  # requested modules, in the order given
         self._roots: dict[Path, Path | None] = {}  # folder -> project root above it
         self._resolved: dict[tuple, Module | Package | None] = {}
 
@@ -108,7 +106,6 @@ class Project:
             if old is not None and old.requested:
                 return old  # named twice
             self.modules[key] = module
-        self.order.append(module)
         return module
 
     def _load(self, file: Path, root: Path | None) -> Module | None:
