@@ -356,3 +356,28 @@ class Child(Base):
 loss = nn.CrossEntropyLoss()(Child()(x), y)
 """
     assert codes(code) == [(12, "LMX101")]
+
+
+def test_a_criterion_chosen_on_a_path_is_checked_on_each():
+    code = """\
+from torch import nn
+
+model = nn.Sequential(nn.Linear(3, 3), nn.Softmax(dim=1))
+criterion = nn.NLLLoss() if args.nll else nn.CrossEntropyLoss()
+loss = criterion(model(x), y)
+"""
+    found = lint_source(code)
+    assert [(f.line, f.code) for f in found] == [(5, "LMX101"), (5, "LMX102")]
+    assert "on the path where not args.nll" in found[0].message
+    assert "on the path where args.nll" in found[1].message
+
+
+def test_a_softmax_on_one_path_only_is_not_rewritten():
+    code = """\
+import torch
+
+p = torch.softmax(z, dim=1) if calibrated else z
+y = torch.log(p)
+"""
+    (finding,) = lint_source(code)
+    assert finding.code == "LMX103" and finding.edit is None
