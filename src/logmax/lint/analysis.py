@@ -273,6 +273,12 @@ class Analysis:
     def tensor(self, kind: str, origin: str, line: int, **fields) -> Tensor:
         return Tensor(kind, origin, line, module=self.module.path, **fields)
 
+    def output_of(self, name: str, shown: str, line: int) -> Tensor:
+        """What the softmax or log_softmax function or layer ``name`` gives."""
+        if name in SOFTMAX_FUNCS or name in SOFTMAX_LAYERS:
+            return self.tensor(PROBS, shown, line, sibling=_sibling(shown, name))
+        return self.tensor(LOG_PROBS, shown, line)
+
     def text(self, node: ast.AST) -> str:
         """The source text of an expression (cached), as written."""
         text = self.texts.get(id(node))
@@ -995,11 +1001,8 @@ class Analysis:
         if name is None:
             return None
         shown = self.text(node)
-        if name in SOFTMAX_FUNCS:
-            probs = self.tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
-            return Producer(probs, shown)
-        if name in LOG_SOFTMAX_FUNCS:
-            return Producer(self.tensor(LOG_PROBS, shown, node.lineno), shown)
+        if name in SOFTMAX_FUNCS or name in LOG_SOFTMAX_FUNCS:
+            return Producer(self.output_of(name, shown, node.lineno), shown)
         if name in LOSS_FUNCS:
             return Loss(LOSS_FUNCS[name], shown)
         return None
@@ -1233,15 +1236,12 @@ class Analysis:
             self.emit("on_softmax_call", SoftmaxCall(node, name, shown, position, keywords))
         first = args[0] if args else None
         if name in SOFTMAX_FUNCS:
-            return self.tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
+            return self.output_of(name, shown, node.lineno)
         if name in LOG_SOFTMAX_FUNCS:
             self.loss_call(node, "log_softmax", shown, args, kwargs)
-            return self.tensor(LOG_PROBS, shown, node.lineno)
-        if name in SOFTMAX_LAYERS:
-            probs = self.tensor(PROBS, shown, node.lineno, sibling=_sibling(shown, name))
-            return Producer(probs, shown)
-        if name in LOG_SOFTMAX_LAYERS:
-            return Producer(self.tensor(LOG_PROBS, shown, node.lineno), shown)
+            return self.output_of(name, shown, node.lineno)
+        if name in SOFTMAX_LAYERS or name in LOG_SOFTMAX_LAYERS:
+            return Producer(self.output_of(name, shown, node.lineno), shown)
         if name in SEQUENTIAL:
             return self.sequential(node, args, scope)
         if name in LOSS_LAYERS:
