@@ -16,8 +16,9 @@ IPython syntax is blanked out line by line before parsing, keeping line numbers:
 continuation of a statement (``print('epoch %d' \\`` then ``% (epoch,))``, or a line inside
 brackets or a triple-quoted string) is kept as it is. A cell starting with ``%%time``,
 ``%%timeit`` or ``%%capture`` is read without that line, other ``%%`` cells (``%%bash``...) are
-skipped. A cell that still does not parse is reported as LMX000 and left out of the joined text.
-Notebooks whose kernel declares a language other than Python are skipped.
+skipped. The joined text is parsed once; when it does not parse, each cell is parsed alone and a
+cell that does not parse is reported as LMX000 and left out. Notebooks whose kernel declares a
+language other than Python are skipped.
 """
 
 from __future__ import annotations
