@@ -1,23 +1,27 @@
 r"""The NumPy frontend: ``logmax.softmax``, ``log_softmax``, ``logsumexp``, ``nll_loss``,
 ``cross_entropy`` and the gradients a training loop needs without autograd.
 
-Each function validates its arguments (:mod:`logmax._core.checks`), then asks
-:func:`logmax.kernels.run` for a fast path and falls back to :mod:`logmax._core.reference`.
-Conventions follow SciPy (``axis=-1``, ``b``, ``keepdims``, ``return_sign``) and the loss options
-follow ``torch.nn.functional``. The edge rules are the contract in the README.
+Each function validates its arguments once (:mod:`logmax._core.checks`,
+:mod:`logmax._core.options`), lays the classes out on one axis, and runs the op on the backend the
+registry picks (:mod:`logmax.kernels.registry`: the Numba kernels when they serve the call, the
+NumPy reference otherwise). Conventions follow SciPy (``axis=-1``, ``b``, ``keepdims``,
+``return_sign``) and the loss options follow ``torch.nn.functional``. The edge rules are the
+contract in the README.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from logmax import kernels
-from logmax._core import checks, reference
-from logmax._core.dtypes import compute_dtype, result_dtype, round_to
+from logmax._core import checks
+from logmax._core.dtypes import result_dtype, round_to
+from logmax._core.options import LossOptions, RowOptions
+from logmax.kernels import registry
 
 Axis = int | Sequence[int] | None
 
@@ -30,25 +34,68 @@ class LossGrad(NamedTuple):
     lse: np.ndarray | None = None
 
 
-def _elementwise(op: str, x: ArrayLike, axis: Axis, where, temperature, nan_policy) -> np.ndarray:
-    arr = checks.as_float_array(x, "x")
-    axes = checks.normalize_axes(axis, arr.ndim)
-    checks.check_nan_policy(nan_policy)
-    t = checks.check_temperature(temperature)
-    mask = checks.broadcast_mask(where, arr.shape)
-    if nan_policy == "raise":
-        checks.raise_nonfinite_row(
-            reference.nonfinite_rows(arr, axes, mask), _batch(arr, axes), "x"
-        )
+# ---------------------------------------------------------------------------------------------
+# Layout: the classes on one axis.
+def _fold(arr: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int, Any]:
+    """``arr`` with ``axes`` folded into one, that axis, and the function undoing it."""
     if len(axes) == 1:
-        out = kernels.run(op, arr, axes[0], where=mask, temperature=t)
-        if out is not NotImplemented:
-            return out
-    return getattr(reference, op)(arr, axes, mask, t)
+        return arr, axes[0], lambda y, reduced=False: y
+    last = tuple(range(arr.ndim - len(axes), arr.ndim))
+    moved = np.moveaxis(arr, axes, last)
+    batch = moved.shape[: arr.ndim - len(axes)]
+    k = math.prod(arr.shape[a] for a in axes)
+    folded = moved.reshape(batch + (k,))
+
+    def unfold(y: np.ndarray, reduced: bool = False) -> np.ndarray:
+        if reduced:
+            return y
+        return np.moveaxis(y.reshape(moved.shape), last, axes)
+
+    return folded, len(batch), unfold
 
 
-def _batch(arr: np.ndarray, axes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(n for a, n in enumerate(arr.shape) if a not in axes)
+def _options_in_use(**flags: bool) -> frozenset[str]:
+    return frozenset(name for name, on in flags.items() if on)
+
+
+def _float_input(x: ArrayLike, name: str) -> np.ndarray:
+    """``x`` as an array of its result dtype (integers and bools become float64, as SciPy)."""
+    arr = checks.as_float_array(x, name)
+    dtype = result_dtype(arr.dtype, name)
+    if arr.dtype != dtype or arr.dtype.byteorder == ">":
+        arr = arr.astype(dtype.newbyteorder("="))  # big-endian data is read, not refused
+    return arr
+
+
+def _masked(arr: np.ndarray, where: ArrayLike | None) -> np.ndarray:
+    mask = checks.broadcast_mask(where, arr.shape)
+    return arr if mask is None else np.where(mask, arr, arr.dtype.type(-np.inf))
+
+
+def _raise_nonfinite(arr: np.ndarray, axis: int, rows_counted: np.ndarray | None, what: str):
+    bad = np.any(np.isnan(arr) | (arr == np.inf), axis=axis)
+    if rows_counted is not None:
+        bad &= rows_counted
+    checks.raise_nonfinite_row(bad, bad.shape, what)
+
+
+def _rows_op(op: str, x: ArrayLike, axis: Axis, where, temperature, nan_policy) -> np.ndarray:
+    arr = _masked(_float_input(x, "x"), where)
+    axes = checks.normalize_axes(axis, arr.ndim)
+    opts = RowOptions.make(temperature, nan_policy)
+    folded, ax, unfold = _fold(arr, axes)
+    if opts.nan_policy == "raise":
+        _raise_nonfinite(folded, ax, None, "x")
+    call = registry.Call(
+        op, "numpy", "cpu", folded.dtype.name,
+        _options_in_use(
+            temperature=opts.temperature != 1.0,
+            middle_axis=ax != folded.ndim - 1,
+            empty=folded.shape[ax] == 0,
+        ),
+    )  # fmt: skip
+    out = registry.run(call, folded, ax, opts)
+    return unfold(out, reduced=op == "logsumexp")
 
 
 def softmax(
@@ -80,7 +127,7 @@ def softmax(
         >>> logmax.softmax([1000.0, 1000.0, -1000.0])
         array([0.5, 0.5, 0. ])
     """
-    return _elementwise("softmax", x, axis, where, temperature, nan_policy)
+    return _rows_op("softmax", x, axis, where, temperature, nan_policy)
 
 
 def log_softmax(
@@ -103,11 +150,11 @@ def log_softmax(
         >>> logmax.log_softmax(1000 * np.array([-1.0, 0.0, 1.0], dtype=np.float32))
         array([-2000., -1000.,     0.], dtype=float32)
     """
-    return _elementwise("log_softmax", x, axis, where, temperature, nan_policy)
+    return _rows_op("log_softmax", x, axis, where, temperature, nan_policy)
 
 
 def logsumexp(
-    x: ArrayLike,
+    a: ArrayLike,
     axis: Axis = -1,
     b: ArrayLike | None = None,
     keepdims: bool = False,
@@ -136,37 +183,86 @@ def logsumexp(
         >>> float(logmax.logsumexp([-1e4, -1e4]) + 1e4)  # log 2
         0.693147...
     """
-    arr = checks.as_float_array(x, "x")
+    keepdims = checks.check_flag(keepdims, "keepdims")
+    return_sign = checks.check_flag(return_sign, "return_sign")
+    if np.iscomplexobj(a) or (b is not None and np.iscomplexobj(b)):
+        return _logsumexp_complex(a, axis, b, keepdims, return_sign, where, temperature)
+    arr = _float_input(a, "a")
+    if b is not None:  # a and b broadcast together, as in SciPy
+        bw = _float_input(b, "b")
+        shape = _broadcast_shape(arr.shape, bw.shape)
+        arr, bw = np.broadcast_to(arr, shape), np.broadcast_to(bw, shape)
     axes = checks.normalize_axes(axis, arr.ndim)
     if b is None and not return_sign:
-        out = _elementwise("logsumexp", arr, axes, where, temperature, nan_policy)
+        out = _rows_op("logsumexp", arr, axes, where, temperature, nan_policy)
+        return _scalar(np.expand_dims(out, axes) if keepdims else out)
+    opts = RowOptions.make(temperature, nan_policy)
+    if b is None:
+        bw = np.ones(arr.shape)
+    masked = _masked(arr, where)
+    folded, ax, _ = _fold(masked, axes)
+    bf, _, _ = _fold(bw, axes)
+    if opts.nan_policy == "raise":
+        _raise_nonfinite(folded, ax, None, "a")
+    call = registry.Call("logsumexp_weighted", "numpy", "cpu", folded.dtype.name)
+    lse, sign = registry.run(call, folded, ax, bf, opts)
+    rdt = result_dtype(np.result_type(arr.dtype, bw.dtype) if b is not None else arr.dtype)
+    if not return_sign and np.any(sign < 0):
+        row = tuple(int(i) for i in np.argwhere(sign < 0)[0])
+        raise ValueError(
+            f"the weighted sum of row {list(row)} is negative, so its log is not real: "
+            "pass return_sign=True to get log|sum| and the sign"
+        )
+    out = round_to(lse, rdt)
+    if not return_sign:
+        return _scalar(np.expand_dims(out, axes) if keepdims else out)
+    sgn = round_to(sign, rdt)
+    if keepdims:
+        out, sgn = np.expand_dims(out, axes), np.expand_dims(sgn, axes)
+    return _scalar(out), _scalar(sgn)
+
+
+def _scalar(v: np.ndarray) -> Any:
+    """A 0-d result as a NumPy scalar, as SciPy returns it."""
+    return v[()] if np.ndim(v) == 0 else v
+
+
+def _broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        raise ValueError(f"b has shape {b}, which does not broadcast with a's shape {a}") from None
+
+
+def _logsumexp_complex(a, axis, b, keepdims, return_sign, where, temperature):
+    """Complex ``a`` (or ``b``): SciPy's complex logsumexp, :math:`\\log \\sum_i b_i e^{a_i}`
+    with the principal logarithm; the sign is :math:`S / |S|` (see
+    :func:`logmax.kernels.numpy_backend.logsumexp_complex`)."""
+    from logmax.kernels.numpy_backend import logsumexp_complex
+
+    arr = np.asarray(a)
+    bw = np.ones(arr.shape) if b is None else np.asarray(b)
+    shape = _broadcast_shape(arr.shape, bw.shape)
+    arr, bw = np.broadcast_to(arr, shape), np.broadcast_to(bw, shape)
+    axes = checks.normalize_axes(axis, arr.ndim)
+    t = checks.check_temperature(temperature)
+    mask = checks.broadcast_mask(where, arr.shape)
+    if mask is not None:
+        bw = np.where(mask, bw, 0)
+    folded, ax, _ = _fold(arr, axes)
+    bf, _, _ = _fold(bw, axes)
+    lse, sign = logsumexp_complex(folded, ax, bf, t)
+    if not return_sign:
+        out = lse
     else:
-        checks.check_nan_policy(nan_policy)
-        t = checks.check_temperature(temperature)
-        mask = checks.broadcast_mask(where, arr.shape)
-        if nan_policy == "raise":
-            bad = reference.nonfinite_rows(arr, axes, mask)
-            checks.raise_nonfinite_row(bad, _batch(arr, axes), "x")
-        bw = np.ones(arr.shape) if b is None else _weights_b(b, arr.shape)
-        lse, sign = reference.logsumexp_weighted(arr, axes, mask, t, bw)
-        rdt = result_dtype(np.result_type(arr.dtype, bw.dtype) if b is not None else arr.dtype)
-        if not return_sign and np.any(sign < 0):
-            row = tuple(int(i) for i in np.argwhere(sign < 0)[0])
-            raise ValueError(
-                f"the weighted sum of row {list(row)} is negative, so its log is not real: "
-                "pass return_sign=True to get log|sum| and the sign"
-            )
-        out = round_to(lse, rdt)
-        if return_sign:
-            sgn = round_to(sign, rdt)
-            if keepdims:
-                out, sgn = np.expand_dims(out, axes), np.expand_dims(sgn, axes)
-            return out, sgn
-    return np.expand_dims(out, axes) if keepdims else out
+        out = np.real(lse).astype(np.result_type(lse.real.dtype, np.float32))
+    if keepdims:
+        out, sign = np.expand_dims(out, axes), np.expand_dims(sign, axes)
+    return (_scalar(out), _scalar(sign)) if return_sign else _scalar(out)
 
 
 def _weights_b(b: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
-    bw = checks.as_float_array(b, "b")
+    bw = _float_input(b, "b")
     try:
         return np.broadcast_to(bw, shape)
     except ValueError:
@@ -176,86 +272,86 @@ def _weights_b(b: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# Losses.
 class _LossArgs(NamedTuple):
     arr: np.ndarray
     axis: int
     target: np.ndarray
     soft: bool
     weight: np.ndarray | None
-    counted: np.ndarray  # batch shape, bool
-    denominator: float  # of the mean
+    batch_shape: tuple[int, ...]
+    opts: LossOptions
 
 
-def _loss_args(x, target, weight, ignore_index, reduction, axis, name) -> _LossArgs:
-    arr = checks.as_float_array(x, name)
+def _loss_args(x, target, weight, axis, name, opts: LossOptions) -> _LossArgs:
+    arr = _float_input(x, name)
+    if axis is None:
+        raise TypeError("a loss has one class axis: pass an int axis, not None")
     ax = checks.class_axis(axis, arr.ndim)
-    checks.check_reduction(reduction)
     tgt = np.asarray(target)
     soft = checks.target_kind(tgt, arr.shape, ax) == "soft"
     n_cls = arr.shape[ax]
     w = checks.check_weight(weight, n_cls)
-    if soft:
-        counted = np.ones(tgt.shape[:ax] + tgt.shape[ax + 1 :], dtype=bool)
-        denominator = float(counted.size)
-    else:
-        counted = checks.check_labels(tgt, n_cls, int(ignore_index))
-        if w is None:
-            denominator = float(np.count_nonzero(counted))
-        else:
-            denominator = float(w[tgt[counted]].sum(dtype=np.float64))
-    return _LossArgs(arr, ax, tgt, soft, w, counted, denominator)
+    if not soft:
+        checks.check_labels(tgt, n_cls, opts.ignore_index)
+    batch = arr.shape[:ax] + arr.shape[ax + 1 :]
+    return _LossArgs(arr, ax, tgt, soft, w, batch, opts)
 
 
-def _reduce(rows: np.ndarray, a: _LossArgs, reduction: str, dtype: np.dtype) -> np.ndarray:
-    """torch's reductions; a mean over zero counted rows (or zero total weight) is 0."""
-    if reduction == "none":
-        return round_to(rows, dtype)
-    total = rows.sum(dtype=rows.dtype)
-    if reduction == "mean":
-        total = total / a.denominator if a.denominator != 0 else rows.dtype.type(0)
-    return round_to(np.asarray(total), dtype)[()]
-
-
-def _grad_scale(a: _LossArgs, reduction: str, grad_output: ArrayLike, cdt) -> Any:
-    g = np.asarray(grad_output, dtype=cdt)
-    if reduction == "none":
-        return np.broadcast_to(g, a.counted.shape)
+def _grad_output(a: _LossArgs, grad_output: ArrayLike) -> np.ndarray:
+    g = np.asarray(grad_output, dtype=np.float64)
+    if a.opts.reduction == "none":
+        try:
+            return np.broadcast_to(g, a.batch_shape)
+        except ValueError:
+            raise ValueError(
+                f"grad_output has shape {g.shape}; expected the loss's shape {a.batch_shape} "
+                "(reduction='none')"
+            ) from None
     if g.ndim:
-        raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}")
-    if reduction == "mean":
-        return g / a.denominator if a.denominator != 0 else np.zeros((), cdt)
+        raise ValueError(
+            f"grad_output must be a scalar for reduction={a.opts.reduction!r}, got shape {g.shape}"
+        )
     return g
 
 
-def _cross_entropy(
-    logits, target, weight, ignore_index, reduction, label_smoothing, axis, where,
-    temperature, softcap, z_loss, nan_policy, grad_output,
-):  # fmt: skip
-    a = _loss_args(logits, target, weight, ignore_index, reduction, axis, "logits")
-    checks.check_nan_policy(nan_policy)
-    mask = checks.broadcast_mask(where, a.arr.shape)
-    opts = dict(
-        target=a.target,
-        soft=a.soft,
-        weight=a.weight,
-        ignore_index=int(ignore_index),
-        label_smoothing=checks.check_label_smoothing(label_smoothing),
-        temperature=checks.check_temperature(temperature),
-        softcap=checks.check_softcap(softcap),
-        z_loss=checks.check_z_loss(z_loss),
-        where=mask,
-    )
-    if nan_policy == "raise":
-        bad = reference.nonfinite_rows(a.arr, (a.axis,), mask) & a.counted
-        checks.raise_nonfinite_row(bad, a.counted.shape, "logits")
-    dtype = result_dtype(a.arr.dtype)
-    cdt = compute_dtype(dtype)
-    scale = None if grad_output is None else _grad_scale(a, reduction, grad_output, cdt)
-    out = kernels.run("cross_entropy", a.arr, a.axis, grad_scale=scale, **opts)
-    if out is NotImplemented:
-        out = reference.cross_entropy_rows(a.arr, a.axis, grad_scale=scale, **opts)
-    rows, lse, grad = out
-    return _reduce(np.asarray(rows, cdt), a, reduction, dtype), round_to(lse, dtype), grad
+def _loss_call(op: str, a: _LossArgs, grad: bool) -> registry.Call:
+    o = a.opts
+    return registry.Call(
+        op, "numpy", "cpu", a.arr.dtype.name,
+        _options_in_use(
+            temperature=o.temperature != 1.0, softcap=o.softcap is not None,
+            label_smoothing=o.label_smoothing != 0.0, z_loss=o.z_loss != 0.0,
+            weight=a.weight is not None, soft=a.soft, grad=grad,
+            middle_axis=a.axis != a.arr.ndim - 1, empty=a.arr.shape[a.axis] == 0,
+        ),
+    )  # fmt: skip
+
+
+def _cross_entropy(logits, target, weight, axis, where, opts: LossOptions, grad_output):
+    a = _loss_args(_masked(_float_input(logits, "logits"), where), target, weight, axis,
+                   "logits", opts)  # fmt: skip
+    if opts.nan_policy == "raise":
+        counted = np.ones(a.batch_shape, bool) if a.soft else a.target != opts.ignore_index
+        _raise_nonfinite(a.arr, a.axis, counted, "logits")
+    g = None if grad_output is None else _grad_output(a, grad_output)
+    call = _loss_call("cross_entropy", a, g is not None)
+    loss, lse, grad = registry.run(call, a.arr, a.axis, a.target, a.soft, a.weight, opts, g)
+    dtype = a.arr.dtype
+    return _round(loss, dtype), round_to(np.asarray(lse), dtype), grad
+
+
+def _round(loss, dtype) -> np.ndarray:
+    out = round_to(np.asarray(loss), dtype)
+    return out if out.ndim else out[()]
+
+
+def _loss_options(ignore_index, reduction, label_smoothing=0.0, temperature=1.0, softcap=None,
+                  z_loss=0.0, nan_policy="propagate", normalizer=None) -> LossOptions:  # fmt: skip
+    return LossOptions.make(
+        ignore_index, reduction, label_smoothing, temperature, softcap, z_loss, nan_policy,
+        normalizer,
+    )  # fmt: skip
 
 
 def cross_entropy(
@@ -273,6 +369,7 @@ def cross_entropy(
     z_loss: float = 0.0,
     return_lse: bool = False,
     nan_policy: str = "propagate",
+    normalizer: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     r"""Cross-entropy between ``softmax(logits)`` and the targets, from the logits.
 
@@ -317,10 +414,10 @@ def cross_entropy(
         >>> float(logmax.cross_entropy(output, np.array([0, 2, 3])))  # seed 001
         0.4229861...
     """
-    loss, lse, _ = _cross_entropy(
-        logits, target, weight, ignore_index, reduction, label_smoothing, axis, where,
-        temperature, softcap, z_loss, nan_policy, None,
-    )  # fmt: skip
+    return_lse = checks.check_flag(return_lse, "return_lse")
+    opts = _loss_options(ignore_index, reduction, label_smoothing, temperature, softcap, z_loss,
+                         nan_policy, normalizer)  # fmt: skip
+    loss, lse, _ = _cross_entropy(logits, target, weight, axis, where, opts, None)
     return (loss, lse) if return_lse else loss
 
 
@@ -338,6 +435,7 @@ def cross_entropy_with_grad(
     softcap: float | None = None,
     z_loss: float = 0.0,
     nan_policy: str = "propagate",
+    normalizer: float | None = None,
     grad_output: ArrayLike = 1.0,
 ) -> LossGrad:
     r""":func:`cross_entropy` and its gradient with respect to ``logits``, in one sweep.
@@ -362,27 +460,26 @@ def cross_entropy_with_grad(
         >>> grad
         array([[ 0.5, -0.5]])
     """
-    loss, lse, grad = _cross_entropy(
-        logits, target, weight, ignore_index, reduction, label_smoothing, axis, where,
-        temperature, softcap, z_loss, nan_policy, grad_output,
-    )  # fmt: skip
+    opts = _loss_options(ignore_index, reduction, label_smoothing, temperature, softcap, z_loss,
+                         nan_policy, normalizer)  # fmt: skip
+    loss, lse, grad = _cross_entropy(logits, target, weight, axis, where, opts, grad_output)
     return LossGrad(loss, grad, lse)
 
 
-def _nll(logp, target, weight, ignore_index, reduction, axis, nan_policy, grad_output):
-    a = _loss_args(logp, target, weight, ignore_index, reduction, axis, "logp")
-    checks.check_nan_policy(nan_policy)
-    dtype = result_dtype(a.arr.dtype)
-    cdt = compute_dtype(dtype)
-    scale = None if grad_output is None else _grad_scale(a, reduction, grad_output, cdt)
-    rows, grad = reference.nll_rows(
-        a.arr, a.axis, target=a.target, soft=a.soft, weight=a.weight,
-        ignore_index=int(ignore_index), grad_scale=scale,
-    )  # fmt: skip
-    if nan_policy == "raise":
-        checks.raise_nonfinite_row((np.isnan(rows) | np.isneginf(rows)) & a.counted,
-                                   a.counted.shape, "logp")  # fmt: skip
-    return _reduce(rows, a, reduction, dtype), grad
+def _nll(logp, target, weight, axis, opts: LossOptions, grad_output):
+    a = _loss_args(logp, target, weight, axis, "logp", opts)
+    g = None if grad_output is None else _grad_output(a, grad_output)
+    if opts.nan_policy == "raise":
+        per_row = LossOptions(a.opts.ignore_index, "none")
+        rows, _ = registry.run(_loss_call("nll_loss", a, False), a.arr, a.axis, a.target, a.soft,
+                               a.weight, per_row, None)  # fmt: skip
+        counted = np.ones(a.batch_shape, bool) if a.soft else a.target != opts.ignore_index
+        rows = np.asarray(rows)
+        checks.raise_nonfinite_row((np.isnan(rows) | np.isinf(rows)) & counted,
+                                   a.batch_shape, "logp")  # fmt: skip
+    call = _loss_call("nll_loss", a, g is not None)
+    loss, grad = registry.run(call, a.arr, a.axis, a.target, a.soft, a.weight, opts, g)
+    return _round(loss, a.arr.dtype), grad
 
 
 def nll_loss(
@@ -394,6 +491,7 @@ def nll_loss(
     *,
     axis: int = -1,
     nan_policy: str = "propagate",
+    normalizer: float | None = None,
 ) -> np.ndarray:
     r"""Negative log-likelihood of log-probabilities: :math:`-w_y \log p_y` per row.
 
@@ -409,7 +507,8 @@ def nll_loss(
         >>> float(logmax.nll_loss(logp, np.array([0, 2])))
         0.5751...
     """
-    return _nll(logp, target, weight, ignore_index, reduction, axis, nan_policy, None)[0]
+    opts = _loss_options(ignore_index, reduction, nan_policy=nan_policy, normalizer=normalizer)
+    return _nll(logp, target, weight, axis, opts, None)[0]
 
 
 def nll_loss_with_grad(
@@ -421,25 +520,29 @@ def nll_loss_with_grad(
     *,
     axis: int = -1,
     nan_policy: str = "propagate",
+    normalizer: float | None = None,
     grad_output: ArrayLike = 1.0,
 ) -> LossGrad:
     """:func:`nll_loss` and its gradient with respect to ``logp``: ``-w_y`` at the label, scaled
     like :func:`cross_entropy_with_grad`. Returns ``LossGrad(loss, grad, None)``."""
-    loss, grad = _nll(logp, target, weight, ignore_index, reduction, axis, nan_policy, grad_output)
+    opts = _loss_options(ignore_index, reduction, nan_policy=nan_policy, normalizer=normalizer)
+    loss, grad = _nll(logp, target, weight, axis, opts, grad_output)
     return LossGrad(loss, grad, None)
 
 
 # ---------------------------------------------------------------------------------------------
 # Vector-Jacobian products: dL/dx from an upstream gradient, for the element-wise ops.
-def _vjp_args(y, grad, axis):
-    yy = checks.as_float_array(y, "y")
-    gg = checks.as_float_array(grad, "grad")
+def _vjp(op: str, y: ArrayLike, grad: ArrayLike, axis: Axis, temperature: float) -> np.ndarray:
+    yy = _float_input(y, "y")
+    gg = _float_input(grad, "grad")
     if gg.shape != yy.shape:
         raise ValueError(f"grad has shape {gg.shape}; expected the output's shape {yy.shape}")
     axes = checks.normalize_axes(axis, yy.ndim)
-    dtype = result_dtype(np.result_type(yy.dtype, gg.dtype))
-    cdt = compute_dtype(dtype)
-    return yy.astype(cdt), gg.astype(cdt), axes, dtype
+    t = checks.check_temperature(temperature)
+    fy, ax, unfold = _fold(yy, axes)
+    fg, _, _ = _fold(gg, axes)
+    call = registry.Call(op, "numpy", "cpu", np.result_type(yy.dtype, gg.dtype).name)
+    return unfold(registry.run(call, fy, fg, ax, t))
 
 
 def softmax_vjp(
@@ -450,10 +553,7 @@ def softmax_vjp(
     Masked entries (``y == 0``) get 0. ``y`` is :func:`softmax`'s output, ``grad`` the upstream
     gradient of the same shape.
     """
-    yy, gg, axes, dtype = _vjp_args(y, grad, axis)
-    t = checks.check_temperature(temperature)
-    dot = np.sum(gg * yy, axis=axes, keepdims=True)
-    return round_to(yy * (gg - dot) / t, dtype)
+    return _vjp("softmax_vjp", y, grad, axis, temperature)
 
 
 def log_softmax_vjp(
@@ -463,11 +563,7 @@ def log_softmax_vjp(
 
     Masked entries (``y == -inf``) get exactly 0, even where ``grad`` is not 0.
     """
-    yy, gg, axes, dtype = _vjp_args(y, grad, axis)
-    t = checks.check_temperature(temperature)
-    total = np.sum(np.where(np.isneginf(yy), 0.0, gg), axis=axes, keepdims=True)
-    dx = np.where(np.isneginf(yy), 0.0, gg - np.exp(yy) * total)
-    return round_to(dx / t, dtype)
+    return _vjp("log_softmax_vjp", y, grad, axis, temperature)
 
 
 def logsumexp_vjp(
@@ -485,26 +581,38 @@ def logsumexp_vjp(
 
     ``grad`` has the logsumexp's shape. Masked entries and fully masked rows get 0.
     """
-    arr = checks.as_float_array(x, "x")
+    keepdims = checks.check_flag(keepdims, "keepdims")
+    arr = _masked(_float_input(x, "x"), where)
     axes = checks.normalize_axes(axis, arr.ndim)
-    t = checks.check_temperature(temperature)
-    mask = checks.broadcast_mask(where, arr.shape)
-    dtype = result_dtype(arr.dtype)
-    cdt = compute_dtype(dtype)
-    g = checks.as_float_array(grad, "grad").astype(cdt)
-    if not keepdims:
-        g = np.expand_dims(g, axes)
-    if b is None:
-        z, _, _ = reference.prepare(arr, axes, mask, t)
-        st = reference.row_stats(z)
-        rows = st.e / (1.0 + st.s)[:, None]
-        rows[st.bad] = np.nan
-        p = reference.from_rows(rows, arr.shape, axes)
-    else:
-        bw = _weights_b(b, arr.shape)
-        lse, _ = reference.logsumexp_weighted(arr, axes, mask, t, bw)
-        keep = (bw != 0) if mask is None else (mask & (bw != 0))
-        xs = arr.astype(cdt) / t
-        with np.errstate(invalid="ignore", over="ignore"):
-            p = np.where(keep, bw * np.exp(xs - np.expand_dims(lse, axes)), 0.0)
-    return round_to(g * p / t, dtype)
+    opts = RowOptions.make(temperature)
+    g = _float_input(grad, "grad")
+    reduced = tuple(n for i, n in enumerate(arr.shape) if i not in axes)
+    expected = (
+        tuple(1 if i in axes else n for i, n in enumerate(arr.shape)) if keepdims else reduced
+    )
+    if g.shape != expected:
+        raise ValueError(
+            f"grad has shape {g.shape}; expected the logsumexp's shape {expected} "
+            f"(keepdims={keepdims})"
+        )
+    if b is not None:
+        return _logsumexp_vjp_weighted(arr, g.reshape(reduced), axes, b, opts)
+    folded, ax, unfold = _fold(arr, axes)
+    call = registry.Call("logsumexp_vjp", "numpy", "cpu", arr.dtype.name)
+    return unfold(registry.run(call, folded, g.reshape(reduced), ax, opts))
+
+
+def _logsumexp_vjp_weighted(arr, g, axes, b, opts: RowOptions) -> np.ndarray:
+    r""":math:`g\, b_i e^{x_i/T - \mathrm{lse}} / T` (0 where ``b == 0``, masked, or the row is)."""
+    from logmax.kernels.numpy_backend import logsumexp_weighted
+
+    bw = _weights_b(b, arr.shape)
+    folded, ax, unfold = _fold(arr, axes)
+    bf, _, _ = _fold(np.broadcast_to(bw, arr.shape), axes)
+    lse, _ = logsumexp_weighted(folded, ax, bf, opts)
+    dtype = result_dtype(np.result_type(arr.dtype, bw.dtype))
+    xs = folded.astype(np.float64) / opts.temperature
+    with np.errstate(invalid="ignore", over="ignore"):
+        keep = (bf != 0) & np.isfinite(np.expand_dims(lse, ax))
+        p = np.where(keep, bf * np.exp(xs - np.expand_dims(lse, ax)), 0.0)
+    return round_to(unfold(np.expand_dims(g, ax) * p / opts.temperature), dtype)

@@ -56,7 +56,10 @@ def test_soft_target_wrong_shape():
 
 @pytest.mark.parametrize("bad", [np.array([1 + 2j]), np.array(["a", "b"]), np.array([None])])
 def test_wrong_dtypes_say_which_were_expected(bad):
-    for f in (logmax.softmax, logmax.log_softmax, logmax.logsumexp):
+    fns = (logmax.softmax, logmax.log_softmax)
+    if not np.iscomplexobj(bad):  # logsumexp takes complex input, as SciPy's
+        fns += (logmax.logsumexp,)
+    for f in fns:
         with pytest.raises(TypeError, match="expected float16, bfloat16, float32 or float64"):
             f(bad)
 

@@ -11,7 +11,7 @@ import pytest
 from logmax.report import sections
 from logmax.report.document import Report, Section
 from logmax.report.html import render
-from logmax.study.results import Finding, Part, Table
+from logmax.study.results import Code, Finding, Part, Table
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -130,3 +130,25 @@ def test_lint_demo_shows_what_the_linter_finds() -> None:
     expected = {f.code for f in lint.lint_source(EXAMPLE, EXAMPLE_PATH)}
     assert {row[1] for row in part.tables[0].rows} == expected
     assert part.code[0].text == EXAMPLE
+    # --fix is shown as a unified diff of the example: its lines are the example's, changed
+    fix = part.code[1]
+    assert fix.diff and fix.text.startswith(f"--- a/{EXAMPLE_PATH}\n+++ b/{EXAMPLE_PATH}\n")
+    removed = [line[1:] for line in fix.text.splitlines() if line.startswith("-    ")]
+    added = [line[1:] for line in fix.text.splitlines() if line.startswith("+    ")]
+    assert removed and len(removed) == len(added)
+    assert all(line in EXAMPLE.splitlines() for line in removed)
+    assert "    return torch.log_softmax(logits, dim=1)" in added
+
+
+def test_a_diff_is_shown_with_its_lines_marked() -> None:
+    part = Part("p", "t", code=[Code("fix", "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old <\n+new\n", True)])
+    html = render(Report("r", [Section("s", "S", "", [part])], {}))
+    assert '<pre class="diff">' in html
+    assert '<span class="del">-old &lt;</span><span class="add">+new</span>' in html
+    assert '<span class="hunk">@@ -1 +1 @@</span>' in html
+
+
+def test_the_report_marks_identical_curves(tiny_report) -> None:
+    # logits + CrossEntropyLoss, LogSoftmax + NLLLoss, ... compute the same function
+    assert "Identical curves, drawn on top of each other" in tiny_report.html
+    assert "logits + CrossEntropyLoss = LogSoftmax + NLLLoss" in tiny_report.html

@@ -43,3 +43,19 @@ def test_log_of_softmax_gradient_is_nan_only_where_softmax_underflows() -> None:
     sweep = gradient_sweep(np.array([-120.0, -50.0]), dtype="float32")
     assert sweep.first_nonfinite("log(Softmax) + NLLLoss") == -120.0
     assert sweep.first_nonfinite("LogSoftmax + NLLLoss") is None
+
+
+def test_coinciding_curves_are_found_and_named() -> None:
+    from logmax.study.figures import coincide_note, coinciding
+
+    curves = {
+        "a": np.array([1.0, np.nan, 3.0]),
+        "b": np.array([1.0, np.nan, 3.0 * (1 + 1e-9)]),
+        "c": np.array([1.0, 2.0, 3.0]),
+        "d": np.array([1.0, 2.0, 3.0]),
+        "e": np.array([0.0, 2.0, 3.0]),
+    }
+    groups = coinciding(curves)
+    assert groups == [["a", "b"], ["c", "d"]]
+    assert coincide_note(groups).endswith(": a = b; c = d.")
+    assert coincide_note([]) == ""

@@ -115,3 +115,16 @@ def test_findings_follow_the_measurements_not_the_seeds() -> None:
     assert logprobs.agrees is False and "trains as well as logits" in logprobs.text
     equivalent = next(f for f in findings if "LogSoftmax + NLLLoss is equivalent" in f.text)
     assert equivalent.agrees is True
+
+
+def test_the_quick_run_reaches_its_target_where_the_full_run_does() -> None:
+    # the quick training table must tell the pairings apart, not say "never" everywhere
+    from logmax.study.training import QUICK
+
+    found, _ = pairings(include_logmax=False)
+    by = {s.pairing: s for s in summarise(train_all(found, QUICK), QUICK.target_accuracy)}
+    assert QUICK.target_accuracy == TrainConfig().target_accuracy
+    for good in (BASELINE, "LogSoftmax + NLLLoss", "LogSoftmax + CrossEntropyLoss"):
+        assert by[good].reached == len(QUICK.seeds), good
+    for bad in ("Softmax + CrossEntropyLoss", "Softmax + MSELoss"):
+        assert by[bad].reached == 0, bad

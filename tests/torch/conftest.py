@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-import logmax.torch._autograd as autograd_mod
 from logmax.torch import guard
 
 
-@pytest.fixture(params=["numpy", "pure_torch"])
+@pytest.fixture(params=["auto", "torch"])
 def path(request, monkeypatch):
-    """Which implementation CPU tensors take: the NumPy API (default) or plain torch (the path
-    of other devices, checked here on the CPU)."""
-    monkeypatch.setattr(autograd_mod, "FORCE_PURE_TORCH", request.param == "pure_torch")
+    """Which backend CPU tensors take: the automatic choice (the Numba kernels, the NumPy
+    reference where they do not serve) or plain torch (the backend of other devices, checked
+    here on the CPU) -- chosen with ``LOGMAX_BACKEND``."""
+    monkeypatch.setenv("LOGMAX_BACKEND", request.param)
     return request.param
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import math
+import os
 
 import numpy as np
 import pytest
@@ -18,18 +19,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import logmax.torch as lt
-import logmax.torch._autograd as autograd_mod
 from logmax.torch import functional, guard, modules
 
 
 def _both_paths(fn):
+    """``fn()`` on the automatic backend (Numba / NumPy) and on plain torch."""
     out = []
-    for pure in (False, True):
-        autograd_mod.FORCE_PURE_TORCH = pure
+    saved = os.environ.get("LOGMAX_BACKEND")
+    for backend in ("auto", "torch"):
+        os.environ["LOGMAX_BACKEND"] = backend
         try:
             out.append(fn())
         finally:
-            autograd_mod.FORCE_PURE_TORCH = False
+            if saved is None:
+                os.environ.pop("LOGMAX_BACKEND", None)
+            else:
+                os.environ["LOGMAX_BACKEND"] = saved
     return out
 
 

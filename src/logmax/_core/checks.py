@@ -6,6 +6,7 @@ what is wrong, where (which row, which position), and what was expected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,7 +67,7 @@ def check_reduction(reduction: str) -> None:
 
 def check_temperature(temperature: float) -> float:
     t = float(temperature)
-    if not (np.isfinite(t) and t > 0):
+    if not (math.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
     return t
 
@@ -75,7 +76,7 @@ def check_softcap(softcap: float | None) -> float | None:
     if softcap is None:
         return None
     c = float(softcap)
-    if not (np.isfinite(c) and c > 0):
+    if not (math.isfinite(c) and c > 0):
         raise ValueError(f"softcap must be None or a positive finite number, got {softcap!r}")
     return c
 
@@ -87,9 +88,46 @@ def check_label_smoothing(label_smoothing: float) -> float:
     return e
 
 
+def check_ignore_index(ignore_index: object) -> int:
+    """An int label (torch's rule: a float such as 1.9 is refused, never truncated)."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(
+            f"ignore_index must be an int (a class index to skip), got {ignore_index!r}"
+        )
+    return int(ignore_index)
+
+
+def check_flag(value: object, name: str) -> bool:
+    """A real bool (or NumPy bool): the string 'no' is not False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_normalizer(normalizer: object) -> float | None:
+    """None, or the positive count that divides the summed loss."""
+    if normalizer is None:
+        return None
+    if isinstance(normalizer, bool):
+        raise TypeError(f"normalizer must be None or a positive number, got {normalizer!r}")
+    n = float(normalizer)  # type: ignore[arg-type]
+    if not (math.isfinite(n) and n > 0):
+        raise ValueError(f"normalizer must be None or a positive finite number, got {normalizer!r}")
+    return n
+
+
+def check_normalizer_use(normalizer: float | None, reduction: str) -> None:
+    """``normalizer`` replaces the mean's denominator: it needs ``reduction='mean'``."""
+    if normalizer is not None and reduction != "mean":
+        raise ValueError(
+            f"normalizer replaces the mean's denominator: use it with reduction='mean', "
+            f"not {reduction!r}"
+        )
+
+
 def check_z_loss(z_loss: float) -> float:
     z = float(z_loss)
-    if not (np.isfinite(z) and z >= 0):
+    if not (math.isfinite(z) and z >= 0):
         raise ValueError(f"z_loss must be a non-negative finite number, got {z_loss!r}")
     return z
 
@@ -155,7 +193,12 @@ def check_labels(target: np.ndarray, n_classes: int, ignore_index: int) -> np.nd
 
     A label must lie in ``[0, C)`` or equal ``ignore_index``; it is never wrapped around.
     """
-    ignored = target == ignore_index
+    target = np.asarray(target)
+    info = np.iinfo(target.dtype) if target.dtype.kind in "iu" else None
+    if info is not None and not info.min <= ignore_index <= info.max:
+        ignored = np.zeros(target.shape, dtype=bool)  # no label of this dtype can equal it
+    else:
+        ignored = target == ignore_index
     valid = ignored | ((target >= 0) & (target < n_classes))
     if not np.all(valid):
         pos = tuple(int(i) for i in np.argwhere(~valid)[0])

@@ -5,11 +5,13 @@ Rules
 - Accepted inputs: float16, bfloat16 (``ml_dtypes``), float32, float64; integer and boolean arrays
   are promoted to float64 as SciPy does. Anything else raises ``TypeError`` naming the dtypes
   expected.
-- Compute precision: 16- and 32-bit inputs are computed in float64; float64 inputs in the
-  platform's extended ``long double`` (64-bit significand on x86-64) when it is wider than
-  float64. A reduction never accumulates in 16-bit.
+- Compute precision: the reference computes every dtype in double-double float64 (about 106
+  bits; :mod:`logmax._core.ddarith`), portable to every platform (no ``long double`` needed);
+  the fast backends use float32 or float64 where that keeps the promise. A reduction never
+  accumulates in 16-bit.
 - The result is rounded once, to nearest even, into the input's dtype. float64 -> bfloat16 goes
   through float32 with round-to-odd, because a plain cast rounds twice.
+- Big-endian arrays are read like native ones.
 """
 
 from __future__ import annotations
@@ -26,28 +28,17 @@ FLOAT_DTYPES: tuple[np.dtype, ...] = (
 )
 EXPECTED = "float16, bfloat16, float32 or float64 (integer and bool inputs become float64)"
 
-# float64 inputs are computed in long double where it carries more bits than float64.
-WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).nmant > 52 else np.dtype(np.float64)
-
 
 def result_dtype(dtype: np.dtype, name: str = "input") -> np.dtype:
     """The dtype of the result for an input of ``dtype`` (SciPy's promotion of integers)."""
     dtype = np.dtype(dtype)
+    if dtype.byteorder == ">":
+        dtype = dtype.newbyteorder("=")
     if dtype in FLOAT_DTYPES:
         return dtype
     if dtype.kind in "biu":
         return np.dtype(np.float64)
     raise TypeError(f"{name} has dtype {dtype}; expected {EXPECTED}")
-
-
-def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype logmax computes in for results of ``dtype``."""
-    return WIDE if np.dtype(dtype) == np.float64 else np.dtype(np.float64)
-
-
-def to_compute(x: np.ndarray) -> np.ndarray:
-    """A fresh array holding ``x`` in its compute dtype (the input is never modified)."""
-    return np.array(x, dtype=compute_dtype(result_dtype(x.dtype)), copy=True)
 
 
 def round_to(y: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -112,45 +112,61 @@ def _logmax() -> dict[str, OpFn]:
     }
 
 
-@implementation(
-    "logmax.core",
-    "logmax's NumPy frontend with LOGMAX_KERNELS=0: the core reference path (the kernels' oracle)",
-)
-def _logmax_core() -> dict[str, OpFn]:
+def _with_backend(name: str, ops: dict[str, OpFn]) -> dict[str, OpFn]:
+    """``ops`` run with ``LOGMAX_BACKEND=name`` (the registry reads it at every call)."""
     import os
 
-    ops = _logmax()
-
-    def without_kernels(fn: OpFn) -> OpFn:
+    def forced(fn: OpFn) -> OpFn:
         def run(x, target, **o):
-            saved = os.environ.get("LOGMAX_KERNELS")
-            os.environ["LOGMAX_KERNELS"] = "0"
+            saved = os.environ.get("LOGMAX_BACKEND")
+            os.environ["LOGMAX_BACKEND"] = name
             try:
                 return fn(x, target, **o)
             finally:
                 if saved is None:
-                    del os.environ["LOGMAX_KERNELS"]
+                    del os.environ["LOGMAX_BACKEND"]
                 else:
-                    os.environ["LOGMAX_KERNELS"] = saved
+                    os.environ["LOGMAX_BACKEND"] = saved
 
         return run
 
-    return {op: without_kernels(fn) for op, fn in ops.items()}
+    return {op: forced(fn) for op, fn in ops.items()}
 
 
-@implementation("logmax.kernels", "logmax's fast kernels called through their dispatch directly")
+@implementation(
+    "logmax.core",
+    "logmax's NumPy frontend with LOGMAX_BACKEND=numpy: the reference backend "
+    "(the kernels' oracle)",
+)
+def _logmax_core() -> dict[str, OpFn]:
+    return _with_backend("numpy", _logmax())
+
+
+@implementation("logmax.kernels", "logmax's Numba CPU kernels, called as their backend directly")
 def _logmax_kernels() -> dict[str, OpFn]:
-    from logmax import kernels
+    from logmax._core.options import RowOptions
+    from logmax.kernels import registry
+
+    numba = registry.backend("numba")
+    if numba.available():
+        raise ImportError(numba.available())
 
     def row_op(op: str) -> OpFn:
         def fn(x, target, where=None, temperature=1.0, **o):
             _no(o, "b", "return_sign")
-            out = kernels.run(
-                op, np.ascontiguousarray(x), x.ndim - 1, where=where, temperature=float(temperature)
+            call = registry.Call(
+                op,
+                "numpy",
+                "cpu",
+                x.dtype.name,
+                frozenset({"temperature"} if temperature != 1.0 else ()),
             )
-            if out is NotImplemented:
-                raise Unsupported("no kernel for this input")
-            return out
+            if numba.supports(call):
+                raise Unsupported(numba.supports(call))
+            xs = x if where is None else np.where(where, x, np.array(-np.inf, dtype=x.dtype))
+            return getattr(numba, op)(
+                np.ascontiguousarray(xs), x.ndim - 1, RowOptions.make(temperature)
+            )
 
         return fn
 

@@ -5,7 +5,8 @@ Rules that make the ratios trustworthy on a shared machine:
 - every implementation runs once per round, interleaved in a rotating order; each one keeps the
   median over the rounds (:mod:`logmax.bench._timing`);
 - the thread count is the same for everyone: ``torch.set_num_threads`` and
-  ``numba.set_num_threads`` (JAX/XLA picks its own threads; its figures are for information);
+  ``logmax.kernels.set_num_threads`` (JAX/XLA picks its own threads; its figures are for
+  information);
 - the first call of each logmax kernel, which compiles it (or loads it from Numba's disk cache),
   is timed on its own and reported, never folded into the medians;
 - the result is the ratio ``peer time / logmax time`` (above 1: logmax is faster).
@@ -26,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import nan
+from typing import Any
 
 from logmax.bench._cases import OPS, PEERS, available_peers, build_case
 from logmax.bench._timing import interleaved_medians, time_once
@@ -34,9 +36,6 @@ SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000), (8192, 1000), (64, 262144)
 DTYPES: tuple[str, ...] = ("float32", "float64")
 QUICK_SHAPES: tuple[tuple[int, int], ...] = ((2048, 32000),)
 QUICK_DTYPES: tuple[str, ...] = ("float32",)
-
-# The issue's targets: speed-up over torch at fp32 [2048 x 32000], 2 threads.
-TARGETS = {"log_softmax": 2.5, "softmax": 2.0, "logsumexp": 8.0, "cross_entropy": 6.0}
 
 
 @dataclass
@@ -53,6 +52,25 @@ class BenchRow:
     speedup_vs_torch: float
     cpu_ms: float
     cpu_speedup_vs_torch: float
+
+    def cells(self, baseline: str = "") -> tuple[str, ...]:
+        """The row as the table prints it (:data:`COLUMNS`); ``baseline`` in torch's ratios."""
+        torch = self.impl == "torch"
+        return (
+            self.op,
+            self.shape,
+            self.dtype,
+            self.impl,
+            f"{self.ms:.2f}",
+            f"{self.gb_per_s:.2f}",
+            baseline if torch else f"{self.speedup_vs_torch:.2f}x",
+            f"{self.cpu_ms:.2f}",
+            baseline if torch else f"{self.cpu_speedup_vs_torch:.2f}x",
+        )
+
+
+COLUMNS = ("op", "shape", "dtype", "impl", "ms", "GB/s", "vs torch", "cpu ms", "cpu vs torch")
+"""The columns of :meth:`BenchRow.cells`; from ``ms`` on they are numbers."""
 
 
 @dataclass
@@ -84,40 +102,48 @@ class BenchResult:
         return {(r.op, r.shape, r.dtype): r.cpu_speedup_vs_torch for r in self.rows
                 if r.impl == "logmax"}  # fmt: skip
 
-    def table(self) -> str:
-        """The results as a plain-text table (what ``logmax bench`` prints)."""
-        head = (f"{'op':<14}{'shape':<15}{'dtype':<9}{'impl':<8}{'ms':>10}{'GB/s':>8}"
-                f"{'vs torch':>10}{'cpu ms':>10}{'cpu vs torch':>14}")  # fmt: skip
-        lines = [head, "-" * len(head)]
+    def renderables(self) -> list[Any]:
+        """The results as rich renderables: the timings, the first calls, the notes."""
+        from rich.table import Table
+        from rich.text import Text
+
+        timings = Table(
+            title=f"median of {self.repeats} interleaved rounds, {self.threads} thread(s)",
+            caption="vs torch: torch's time / this time (above 1: faster than torch); "
+            "cpu: CPU time of the process, all threads (robust to other users' load)",
+            caption_justify="left",
+        )
+        for i, name in enumerate(COLUMNS):
+            timings.add_column(name, justify="right" if i >= COLUMNS.index("ms") else "left")
         for r in self.rows:
-            speed = "" if r.impl == "torch" else f"{r.speedup_vs_torch:9.2f}x"
-            cpu_speed = "" if r.impl == "torch" else f"{r.cpu_speedup_vs_torch:13.2f}x"
-            lines.append(
-                f"{r.op:<14}{r.shape:<15}{r.dtype:<9}{r.impl:<8}{r.ms:10.1f}"
-                f"{r.gb_per_s:8.2f}{speed:>10}{r.cpu_ms:10.1f}{cpu_speed:>14}"
-            )
+            timings.add_row(*r.cells())
+        out: list[Any] = [timings]
         if self.compile:
-            lines += ["", "first call of each logmax kernel (compile, or load from Numba's cache):"]
+            first = Table(
+                title="first call of each kernel",
+                caption="Numba compiling, or loading its cache",
+                caption_justify="left",
+            )
+            first.add_column("op")
+            first.add_column("dtype")
+            first.add_column("seconds", justify="right")
+            first.add_column("kind")
             for c in self.compile:
-                lines.append(f"  {c.op:<14}{c.dtype:<9}{c.first_call_s:8.2f} s  ({c.kind})")
-        targets = []
-        for op, want in TARGETS.items():
-            got = self.speedups().get((op, "2048x32000", "float32"))
-            got_cpu = self.cpu_speedups().get((op, "2048x32000", "float32"), nan)
-            if got is not None:
-                mark = "met" if got >= want else "MISSED"
-                targets.append(f"  {op:<14} {got:6.2f}x wall ({mark}), {got_cpu:6.2f}x cpu "
-                               f"(target {want}x)")  # fmt: skip
-        if targets:
-            lines += ["", "targets, fp32 [2048 x 32000], vs torch:"] + targets
-        lines += [
-            "",
-            f"threads: {self.threads} (torch and numba); repeats: {self.repeats}, interleaved, "
-            "median; 'vs torch' = torch ms / impl ms (above 1: faster than torch); 'cpu ms' = "
-            "CPU time of the process (all threads), robust to other users' load",
-        ]
-        lines += self.notes
-        return "\n".join(lines)
+                first.add_row(c.op, c.dtype, f"{c.first_call_s:.2f}", c.kind)
+            out.append(first)
+        out.extend(Text(note) for note in self.notes)
+        return out
+
+    def table(self, width: int = 120) -> str:
+        """The results as plain text, the tables drawn by rich (what ``logmax bench`` prints)."""
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+        console.print(*self.renderables())
+        return buffer.getvalue()
 
 
 def _quiet_idle_threads() -> float:
@@ -138,9 +164,9 @@ def _quiet_idle_threads() -> float:
 
 
 def _set_threads(threads: int) -> None:
-    import numba
+    from logmax.kernels import set_num_threads
 
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    set_num_threads(threads)  # logmax's own thread pool (imports no Numba)
     try:
         import torch
 
@@ -265,4 +291,12 @@ def run_bench(
     return result
 
 
-__all__ = ["BenchResult", "BenchRow", "CompileRow", "run_bench", "first_calls", "cold_compile"]
+__all__ = [
+    "COLUMNS",
+    "BenchResult",
+    "BenchRow",
+    "CompileRow",
+    "run_bench",
+    "first_calls",
+    "cold_compile",
+]

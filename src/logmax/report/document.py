@@ -18,6 +18,7 @@ class Section:
     intro: str
     parts: list[Part] = field(default_factory=list)
     unavailable: str | None = None  # why the section has no results
+    failed: bool = False  # its tool raised (a missing package is not a failure)
     seconds: float = 0.0
     headline: str = ""  # one line for the terminal summary
 

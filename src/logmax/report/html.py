@@ -47,6 +47,11 @@ ul.findings li { margin: 6px 0; padding-left: 96px; text-indent: -96px; }
 .badge.differs { background: var(--differ); }
 .badge.measured { background: var(--note); }
 pre { background: var(--soft); padding: 10px 12px; overflow-x: auto; font-size: 13px; }
+pre.diff span { display: block; }
+pre.diff .add { background: #dcf5e3; }
+pre.diff .del { background: #fbe3df; }
+pre.diff .hunk { color: var(--note); }
+pre.diff .file { font-weight: 600; }
 dl.settings { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px;
               font-size: 13px; color: var(--muted); }
 dl.settings dt { font-weight: 600; }
@@ -102,8 +107,21 @@ def _part(part: Part, level: int = 3) -> str:
     out.extend(_figure(f) for f in part.figures)
     out.extend(_table(t) for t in part.tables)
     for code in part.code:
-        out.append(f"<h4>{escape(code.title)}</h4><pre><code>{escape(code.text)}</code></pre>")
+        out.append(f"<h4>{escape(code.title)}</h4>" + (_diff(code.text) if code.diff else
+                   f"<pre><code>{escape(code.text)}</code></pre>"))  # fmt: skip
     return "\n".join(out)
+
+
+DIFF_CLASSES = (("+++", "file"), ("---", "file"), ("@@", "hunk"), ("+", "add"), ("-", "del"))
+
+
+def _diff(text: str) -> str:
+    """A unified diff with each line marked: added, removed, hunk header, file header."""
+    lines = []
+    for line in text.splitlines():
+        cls = next((c for prefix, c in DIFF_CLASSES if line.startswith(prefix)), "same")
+        lines.append(f'<span class="{cls}">{escape(line) or " "}</span>')
+    return f'<pre class="diff"><code>{"".join(lines)}</code></pre>'
 
 
 def _section(section: Section) -> str:

@@ -28,7 +28,8 @@ def train_step(x, target):
 
 
 def log_probabilities(logits):
-    return torch.log(torch.softmax(logits, dim=1))  # seed 002: -inf once softmax underflows
+    # seed 002: log of a softmax that underflowed to 0 is -inf
+    return torch.log(torch.softmax(logits, dim=1))
 
 
 def Softmax(x):  # seed 001's notebook, seed 003's overflow
@@ -45,5 +46,6 @@ def squared_error(logits, onehot):
 
 
 def lse(x):
-    return torch.log(torch.sum(torch.exp(x), dim=1))  # overflows for x > 88 in float32
+    # exp overflows for x > 88 in float32
+    return torch.log(torch.sum(torch.exp(x), dim=1))
 """

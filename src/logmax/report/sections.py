@@ -7,6 +7,7 @@ no number is ever shown that was not measured in this run.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import time
 import warnings
@@ -33,9 +34,15 @@ def _timed(section: Section, build: Callable[[Section], None]) -> Section:
         warnings.simplefilter("ignore")  # peers' overflow warnings are measured, not shown
         try:
             build(section)
+        except ModuleNotFoundError as err:  # an optional package this section needs
+            section.parts.clear()
+            section.unavailable = (
+                f"{err.name or err} is not installed (pip install 'logmax[report]')"
+            )
         except Exception as err:  # a failing tool is reported, never papered over
             section.parts.clear()
             section.unavailable = f"it failed: {type(err).__name__}: {err}"
+            section.failed = True
     section.seconds = time.perf_counter() - start
     if section.unavailable:
         section.headline = f"not included: {section.unavailable}"
@@ -253,34 +260,17 @@ def _bench_steps() -> int:
     return len(OPS) * len(QUICK_SHAPES) * len(QUICK_DTYPES)
 
 
-def _cpu_cells(row: Any, wanted: bool) -> tuple[str, ...]:
-    """The CPU-time ratio (less sensitive to a busy machine than wall time), if measured."""
-    if not wanted:
-        return ()
-    return ("1 (baseline)" if row.impl == "torch" else f"{row.cpu_speedup_vs_torch:.2f}x",)
-
-
 def _bench_part(result: Any) -> Part:
+    from logmax.bench import COLUMNS
     from logmax.report.figures import speedup_figure
 
     rows = list(result.rows)
-    cpu_head = ("CPU-time speed vs torch",) if rows and hasattr(rows[0], "cpu_ms") else ()
     table = Table(
         f"Median of {result.repeats} interleaved repeats, {result.threads} thread(s)",
-        ("op", "shape", "dtype", "implementation", "ms", "GB/s", "speed vs torch", *cpu_head),
-        tuple(
-            (
-                r.op,
-                r.shape,
-                r.dtype,
-                r.impl,
-                f"{r.ms:.2f}",
-                f"{r.gb_per_s:.2f}",
-                "1 (baseline)" if r.impl == "torch" else f"{r.speedup_vs_torch:.2f}x",
-                *_cpu_cells(r, bool(cpu_head)),
-            )
-            for r in rows
-        ),
+        COLUMNS,
+        tuple(r.cells("1 (baseline)") for r in rows),
+        note="vs torch: torch's time / this time (above 1: faster than torch); cpu: CPU time of "
+        "the process, all threads (less sensitive to other users' load than wall time)",
     )
     tables = [table]
     if result.compile:
@@ -370,11 +360,18 @@ def lint_section(progress: Progress | None = None) -> Section:
             code=[Code(EXAMPLE_PATH, EXAMPLE)],
         )
         if fixed is not None:
+            diff = difflib.unified_diff(
+                EXAMPLE.splitlines(keepends=True),
+                fixed.splitlines(keepends=True),
+                fromfile=f"a/{EXAMPLE_PATH}",
+                tofile=f"b/{EXAMPLE_PATH}",
+            )
             part.code.append(
                 Code(
-                    f"logmax lint --fix {EXAMPLE_PATH}: {applied} edit(s), "
+                    f"logmax lint --fix {EXAMPLE_PATH}: {applied} edit(s), as a diff; "
                     f"{left} finding(s) left for a person",
-                    fixed,
+                    "".join(diff),
+                    diff=True,
                 )
             )
         section.parts.append(part)

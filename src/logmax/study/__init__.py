@@ -8,7 +8,8 @@
 - :mod:`logmax.study.alpha_sweep`: seed 002's ``alpha * [-1, 0, 1]`` against exact values (item 3).
 - :mod:`logmax.study.run`: runs it all and computes the findings; :mod:`logmax.study.figures`
   draws the figures.
-- :mod:`logmax.study.exact`: exact values (mpmath, precision raised until stable), ULP errors.
+- exact values and ULP errors: the audit's certified reference (:mod:`logmax.audit.reference`,
+  ball arithmetic) and its metric (:func:`logmax.audit.metric.ulp_error`).
 - :mod:`logmax.study.results`: the plain result types (parts, tables, figures, findings).
 - :mod:`logmax.study.cli`, :mod:`logmax.study.terminal`: ``logmax study`` and its output.
 

@@ -3,8 +3,9 @@
 Methods (see :func:`logmax.study.worked_examples.alpha_methods`): the naive
 ``torch.log(torch.softmax(x))``, ``torch.log_softmax``, ``logmax.log_softmax``, all in float32,
 and the seed's proposed reference, the naive formula in float64. Each is scored against the exact
-value (:mod:`logmax.study.exact`) in float32 ULPs; the float64 reference is scored after rounding
-it to float32, i.e. as a reference for float32 results.
+value (the audit's certified reference, :mod:`logmax.audit.reference`) in float32 ULPs; the
+float64 reference is scored after rounding it to float32, i.e. as a reference for float32
+results.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class AlphaSweep:
 def alpha_sweep(
     alphas: tuple[float, ...] | None = None, progress: Progress | None = None
 ) -> AlphaSweep:
-    from logmax.study import exact
+    from logmax.audit import reference
 
     alphas = alphas or default_alphas()
     progress = progress or Silent()
@@ -70,8 +71,8 @@ def alpha_sweep(
     unavailable: dict[str, str] = {}
     for alpha in alphas:
         x = alpha_row(alpha)
-        exact_values, rounded = exact.log_softmax(x, "float32")
-        exact_rows.append(rounded)
+        exact_values = reference.log_softmax(x)
+        exact_rows.append(exact_values.rounded)
         for label, fn in methods:
             if label in unavailable:
                 continue

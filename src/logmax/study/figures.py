@@ -24,6 +24,54 @@ PALETTE = (
     "#e377c2",
 )
 STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def coinciding(curves: dict[str, np.ndarray], rtol: float = 1e-6) -> list[list[str]]:
+    """Groups of two or more labels whose curves are equal to ``rtol`` (NaN equals NaN).
+
+    Such curves draw on top of each other; :func:`_styles` staggers their markers so that each
+    stays visible, and :func:`coincide_note` says in the caption which they are.
+
+    Example:
+        >>> coinciding({"a": np.ones(3), "b": np.ones(3), "c": np.zeros(3)})
+        [['a', 'b']]
+    """
+    groups: list[list[str]] = []
+    for label, y in curves.items():
+        for group in groups:
+            ref = curves[group[0]]
+            if ref.shape == y.shape and np.allclose(y, ref, rtol=rtol, atol=0, equal_nan=True):
+                group.append(label)
+                break
+        else:
+            groups.append([label])
+    return [g for g in groups if len(g) > 1]
+
+
+def coincide_note(groups: list[list[str]]) -> str:
+    """The caption's sentence naming the curves that coincide ('' when none do)."""
+    if not groups:
+        return ""
+    named = "; ".join(" = ".join(g) for g in groups)
+    return f" Identical curves, drawn on top of each other (their markers alternate): {named}."
+
+
+def _styles(labels: list[str], groups: list[list[str]], points: int) -> dict[str, dict]:
+    """Colour, line style and marker per label; coinciding curves get staggered markers."""
+    spacing = max(1, points // 12)
+    styles = {}
+    for i, label in enumerate(labels):
+        group = next((g for g in groups if label in g), [label])
+        k, j = len(group), group.index(label)
+        styles[label] = dict(
+            color=_color(i),
+            linestyle=STYLES[i % len(STYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            markersize=5,
+            markevery=(j * spacing, k * spacing),
+        )
+    return styles
 
 
 def _png(fig: MplFigure) -> bytes:
@@ -41,16 +89,23 @@ def training_figure(runs: list[Run], target: float) -> Figure:
     fig = MplFigure(figsize=(11, 4.8), layout="constrained")
     acc_ax, loss_ax = fig.subplots(1, 2)
     labels = list(dict.fromkeys(r.pairing for r in runs))
-    for i, label in enumerate(labels):
+    curves = {}
+    for label in labels:
         group = [r for r in runs if r.pairing == label]
-        epochs = np.arange(1, len(group[0].test_accuracy) + 1)
-        style = dict(color=_color(i), linestyle=STYLES[i % len(STYLES)], linewidth=1.6)
         acc = np.array([r.test_accuracy for r in group])
-        acc_ax.plot(epochs, acc.mean(0), label=label, **style)
-        acc_ax.fill_between(epochs, acc.min(0), acc.max(0), color=_color(i), alpha=0.12)
         loss = np.array([r.train_loss for r in group], dtype=np.float64)
         loss[~np.isfinite(loss)] = np.nan
-        loss_ax.plot(epochs, np.nanmean(loss, 0), label=label, **style)
+        curves[label] = (acc, loss)
+    epochs = np.arange(1, len(runs[0].test_accuracy) + 1)
+    same = coinciding(
+        {k: np.concatenate([a.mean(0), np.nanmean(lo, 0)]) for k, (a, lo) in curves.items()}
+    )
+    styles = _styles(labels, same, len(epochs))
+    for i, label in enumerate(labels):
+        acc, loss = curves[label]
+        acc_ax.plot(epochs, acc.mean(0), label=label, linewidth=1.6, **styles[label])
+        acc_ax.fill_between(epochs, acc.min(0), acc.max(0), color=_color(i), alpha=0.12)
+        loss_ax.plot(epochs, np.nanmean(loss, 0), label=label, linewidth=1.6, **styles[label])
     acc_ax.axhline(target, color="grey", linewidth=0.8, linestyle="--")
     acc_ax.set(xlabel="epoch", ylabel="test accuracy", title="Test accuracy (digits)")
     acc_ax.set_ylim(0, 1.01)
@@ -63,8 +118,7 @@ def training_figure(runs: list[Run], target: float) -> Figure:
         "Training the same network with each head/loss pairing",
         _png(fig),
         f"Mean over {seeds} seed(s); the band spans the seeds' minimum to maximum. The dashed "
-        f"line is the {target:.0%} accuracy mark. Pairings that compute the same function "
-        "draw on top of each other.",
+        f"line is the {target:.0%} accuracy mark." + coincide_note(same),
     )
 
 
@@ -107,16 +161,14 @@ def gradient_figure(sweep: GradientSweep, nonfinite_from: GradientSweep | None =
     ax = fig.subplots()
     finite_all = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in sweep.norms.values()])
     top = float(finite_all.max()) * 10 if finite_all.size else 10.0
-    for i, (label, norms) in enumerate(sweep.norms.items()):
-        shown = np.where(np.isfinite(norms) & (norms > 0), norms, np.nan)  # gaps: 0 or NaN
-        ax.plot(
-            sweep.margins,
-            shown,
-            label=label,
-            color=_color(i),
-            linestyle=STYLES[i % len(STYLES)],
-            linewidth=1.5,
-        )
+    shown = {
+        label: np.where(np.isfinite(norms) & (norms > 0), norms, np.nan)  # gaps: 0 or NaN
+        for label, norms in sweep.norms.items()
+    }
+    same = coinciding(shown)
+    styles = _styles(list(shown), same, len(sweep.margins))
+    for i, (label, norms) in enumerate(shown.items()):
+        ax.plot(sweep.margins, norms, label=label, linewidth=1.5, **styles[label])
         bad = ~np.isfinite(marks.norms[label])
         if bad.any():
             ax.scatter(
@@ -140,7 +192,7 @@ def gradient_figure(sweep: GradientSweep, nonfinite_from: GradientSweep | None =
         _png(fig),
         "Left of 0 the network is confidently wrong. A curve that falls towards 0 there is a "
         "vanishing gradient (where a curve stops, the gradient is exactly 0); crosses at the "
-        f"top mark margins where the {marks.dtype} gradient is NaN or inf.",
+        f"top mark margins where the {marks.dtype} gradient is NaN or inf." + coincide_note(same),
     )
 
 
@@ -153,8 +205,13 @@ def alpha_figure(sweep: AlphaSweep) -> Figure:
     )
     finite_errors = np.concatenate([e[np.isfinite(e)] for e in sweep.errors.values()])
     err_top = max(float(finite_errors.max()), 1.0) * 30 if finite_errors.size else 1e3
-    for i, label in enumerate(sweep.errors):
-        style = dict(color=_color(i), linestyle=STYLES[i % len(STYLES)], linewidth=1.5)
+    labels = list(sweep.errors)
+    same = coinciding(
+        {k: np.concatenate([sweep.smallest(k), np.maximum(sweep.errors[k], 1e-3)]) for k in labels}
+    )
+    styles = _styles(labels, same, len(sweep.alphas))
+    for i, label in enumerate(labels):
+        style = dict(linewidth=1.5, **styles[label])
         values = sweep.smallest(label)
         ok = np.isfinite(values)
         value_ax.plot(sweep.alphas[ok], values[ok], label=label, **style)
@@ -186,5 +243,5 @@ def alpha_figure(sweep: AlphaSweep) -> Figure:
         "log_softmax(alpha * [-1, 0, 1]) in float32",
         _png(fig),
         "Crosses mark -inf results (left: drawn at 0; right: at the top). The dashed line is "
-        "1 ULP; exact results are drawn at 0.001 ULP.",
+        "1 ULP; exact results are drawn at 0.001 ULP." + coincide_note(same),
     )

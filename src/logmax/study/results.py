@@ -43,8 +43,11 @@ class Figure:
 
 @dataclass(frozen=True)
 class Code:
+    """A code listing; ``diff``: the text is a unified diff (shown with its lines marked)."""
+
     title: str
     text: str
+    diff: bool = False
 
 
 @dataclass

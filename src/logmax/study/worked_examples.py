@@ -8,19 +8,24 @@ and whose findings are derived from them (never written in):
 - seed 000: ``[1e-15, 2e-15, 3e-15]`` in float64, whose log-probabilities all print -1.0986.
 - seed 003: constant rows ``c`` with ``|c|`` large, where the textbook ``exp(c) / Σ exp(c)`` fails.
 
-"Exact" is the value computed by :mod:`logmax.study.exact` and rounded correctly to the format.
-A logmax function that cannot be called shows why in its row instead of a number.
+"Exact" is the certified value of :mod:`logmax.audit.reference` (ball arithmetic, precision
+raised until the rounding is decided), rounded correctly to the format; errors are in ULPs of the
+format at the exact value (:func:`logmax.audit.metric.ulp_error`). A logmax function that cannot
+be called shows why in its row instead of a number.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from logmax.study import exact
+from logmax.audit import reference
+from logmax.audit.metric import ulp_error
+from logmax.audit.reference import Exact
 from logmax.study.results import Finding, Part, Table, fmt, fmt_row, fmt_ulp
 
 SEED001_OUTPUT = [[3.2, 1.3, 0.2, 0.8], [1.2, 4.1, 3.8, 0.1], [3.3, 2.5, 1.9, 5.9]]
@@ -74,7 +79,8 @@ def seed001_batch() -> Part:
     output = torch.tensor(SEED001_OUTPUT)
     target = torch.tensor(SEED001_TARGET).long()
     x, t = output.numpy(), target.numpy()
-    exact_loss, exact_f32 = exact.cross_entropy(x, t, "float32")
+    exact_loss = reference.cross_entropy(x, t)  # x is float32: certified in float32
+    exact_f32 = float(exact_loss.rounded)
 
     probs, log_probs, manual = _seed001_manual(output, target)
     losses: list[tuple[str, float | None, str | None]] = [
@@ -122,24 +128,21 @@ def seed001_batch() -> Part:
             continue
         v = float(v)
         measured[label] = v
-        rows.append((label, fmt(v), fmt_ulp(exact.ulp_error(v, exact_loss, "float32"))))
+        rows.append((label, fmt(v), fmt_ulp(max_ulp_error(v, exact_loss))))
     rows.append(("exact, rounded to float32", fmt(exact_f32), "0.00"))
     loss_table = Table(
         "Mean cross-entropy of the batch (float32)",
         ("computed by", "value", "ULP from exact"),
         tuple(rows),
-        note=f"exact value: {mpmath_str(exact_loss)}",
+        note=f"exact value: {fmt(reference.cross_entropy(x, t, fmt='float64').rounded)} "
+        "(rounded to float64)",
     )
 
     # log-probabilities: the notebook's log(Softmax) against log_softmax, entry by entry
-    exact_rows = [exact.log_softmax(r, "float32")[0] for r in x]
+    exact_lp = reference.log_softmax(x)
 
     def max_ulp(values: np.ndarray) -> float:
-        return max(
-            exact.ulp_error(float(v), e, "float32")
-            for row, erow in zip(values, exact_rows, strict=True)
-            for v, e in zip(row, erow, strict=True)
-        )
+        return max_ulp_error(values, exact_lp)
 
     lp_rows = [
         ("manual logSoftmax = log(Softmax(output)) (seed 001)", log_probs.numpy()),
@@ -161,7 +164,7 @@ def seed001_batch() -> Part:
 
     findings = []
     if measured:
-        spread = max(exact.ulp_error(v, exact_loss, "float32") for v in measured.values())
+        spread = max(max_ulp_error(v, exact_loss) for v in measured.values())
         distinct = sorted({fmt(v) for v in measured.values()})
         findings.append(
             Finding(
@@ -174,7 +177,7 @@ def seed001_batch() -> Part:
                 ),
             )
         )
-        manual_ulp = exact.ulp_error(manual, exact_loss, "float32")
+        manual_ulp = max_ulp_error(manual, exact_loss)
         findings.append(
             Finding(
                 f"The seed's manual formula prints {fmt(manual)} "
@@ -203,12 +206,6 @@ def seed001_batch() -> Part:
         tables=[loss_table, lp_table],
         findings=findings,
     )
-
-
-def mpmath_str(value: Any, digits: int = 20) -> str:
-    import mpmath
-
-    return mpmath.nstr(value, digits)
 
 
 def alpha_methods() -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
@@ -248,20 +245,20 @@ def alpha_row(alpha: float) -> np.ndarray:
 
 def alpha_errors(
     alphas: tuple[float, ...],
-) -> tuple[dict[str, list[np.ndarray | str]], list[list[Any]], list[list[float]]]:
+) -> tuple[dict[str, list[np.ndarray | str]], list[Exact], list[np.ndarray]]:
     """Every method of :func:`alpha_methods` at every alpha.
 
-    Returns the computed rows per method (or the reason it failed), the exact values per alpha,
-    and their roundings to float32.
+    Returns the computed rows per method (or the reason it failed), the certified exact values
+    per alpha, and their roundings to float32.
     """
     methods = alpha_methods()
     values: dict[str, list[np.ndarray | str]] = {label: [] for label, _ in methods}
     exact_values, exact32 = [], []
     for alpha in alphas:
         x = alpha_row(alpha)
-        e, r = exact.log_softmax(x, "float32")
+        e = reference.log_softmax(x)
         exact_values.append(e)
-        exact32.append(r)
+        exact32.append(e.rounded)
         for label, fn in methods:
             try:
                 values[label].append(np.asarray(fn(x)))
@@ -270,10 +267,10 @@ def alpha_errors(
     return values, exact_values, exact32
 
 
-def max_ulp_error(computed: np.ndarray, exact_row: list[Any], fmt_name: str = "float32") -> float:
-    return max(
-        exact.ulp_error(float(c), e, fmt_name) for c, e in zip(computed, exact_row, strict=True)
-    )
+def max_ulp_error(computed: float | np.ndarray, exact: Exact) -> float:
+    """The largest error of ``computed`` in ULPs of the exact value's format (``inf``: a
+    non-finite result where the exact value is finite)."""
+    return float(np.max(ulp_error(np.asarray(computed, dtype=np.float64), exact)))
 
 
 def seed002_alpha(alphas: tuple[float, ...] = SEED002_ALPHAS) -> Part:
@@ -368,11 +365,10 @@ def seed000_tiny() -> Part:
     import torch
 
     z = np.array(SEED000_Z, dtype=np.float64)
-    exact_values, exact64 = exact.log_softmax(z, "float64")
-    import mpmath
-
-    with mpmath.workprec(256):
-        exact_diffs = [exact_values[i] - exact_values[0] for i in (1, 2)]
+    exact_values = reference.log_softmax(z)
+    exact64 = exact_values.rounded
+    # log_softmax(z)_i - log_softmax(z)_0 = z_i - z_0 exactly: the normaliser cancels
+    exact_diffs = [float(Fraction(z[i]) - Fraction(z[0])) for i in (1, 2)]
     candidates: list[tuple[str, np.ndarray | None, str | None]] = [
         (
             "torch.log_softmax(z, dim=0)",
@@ -391,16 +387,13 @@ def seed000_tiny() -> Part:
             continue
         diffs = [values[1] - values[0], values[2] - values[0]]
         ordered[label] = bool(values[0] < values[1] < values[2])
-        worst = max(
-            exact.ulp_error(float(v), ev, "float64")
-            for v, ev in zip(values, exact_values, strict=True)
-        )
+        worst = max_ulp_error(values, exact_values)
         rows.append((label, fmt_row(values), fmt_row(diffs, 6), fmt_ulp(worst)))
     rows.append(
         (
             "exact, rounded to float64",
             fmt_row(exact64),
-            "[" + ", ".join(mpmath.nstr(d, 6) for d in exact_diffs) + "]",
+            fmt_row(exact_diffs, 6),
             "0.00",
         )
     )

@@ -42,10 +42,12 @@ _INTERNAL_DIRS = (os.path.dirname(__file__) + os.sep, os.path.dirname(torch.__fi
 ENV_VAR = "LOGMAX_INPUT_GUARD"
 
 _PROBABILITY_MAKERS = {
-    "SoftmaxBackward0": "probabilities: it was made by softmax",
-    "SoftmaxFunctionBackward": "probabilities: it was made by softmax",
+    "SoftmaxBackward0": "probabilities: it was made by softmax",  # torch's
+    "SoftmaxEagerBackward": "probabilities: it was made by softmax",  # logmax.torch's
+    "SoftmaxBackward": "probabilities: it was made by softmax",
     "LogSoftmaxBackward0": "log-probabilities: it was made by log_softmax",
-    "LogSoftmaxFunctionBackward": "log-probabilities: it was made by log_softmax",
+    "LogSoftmaxEagerBackward": "log-probabilities: it was made by log_softmax",
+    "LogSoftmaxBackward": "log-probabilities: it was made by log_softmax",
 }
 _SAMPLE_BATCH, _SAMPLE_POSITIONS = 8, 64
 _DEVICE_CALLS = 16  # value checks on non-CPU devices: the first calls only
@@ -88,6 +90,16 @@ def _active(x: torch.Tensor) -> bool:
         and x.ndim >= 2
         and x.shape[1] >= 2
         and not torch.compiler.is_compiling()
+        and _readable(x)
+    )
+
+
+def _readable(x: torch.Tensor) -> bool:
+    """A plain tensor whose values can be read: not meta or fake, not wrapped by torch.func."""
+    return (
+        type(x) is torch.Tensor
+        and x.device.type != "meta"
+        and not torch._C._functorch.is_functorch_wrapped_tensor(x)
     )
 
 

@@ -1,18 +1,20 @@
 """Numba kernels for the CPU: softmax, log_softmax, logsumexp and a fused cross-entropy.
 
 :func:`run` takes the frontend's clean arguments, lays the data out as C-contiguous
-``(rows, K)`` with the class axis last, calls a row kernel (parallel over rows) and puts the
-result back in the caller's shape. Importing this module imports Numba; compiled kernels are
-cached on disk (``cache=True``), so only the first call on a machine pays the compile time.
+``(rows, K)`` with the class axis last, and runs a row kernel over ranges of rows on the thread
+pool of :mod:`._threads`; the result comes back in the caller's shape. Importing this module
+imports Numba; compiled kernels are cached on disk (``cache=True``), so only the first call on a
+machine pays the compile time.
 
 Which inputs take a kernel:
 
 - float32: computed in float64, rounded once into float32.
-- float16 and bfloat16: widened to float32 exactly, computed in float64, rounded once into the
-  input dtype with :func:`logmax._core.dtypes.round_to`.
+- float16 and bfloat16: read as their 16-bit patterns (no widening pass over the array),
+  computed in float32 with float64 sums (:mod:`._half_rows`), rounded into 16 bits in the kernel;
+  the fused cross-entropy computes them in float64.
 - float64: computed in double-double (exact ``x - m``, double-double ``exp`` and sums), for
   ``temperature == 1`` (and, for cross-entropy, hard labels without softcap, label smoothing or
-  z-loss); otherwise the reference (long double) keeps the promise.
+  z-loss); the registry sends the rest to the reference.
 - anything else (integer inputs, an empty class axis for losses): ``NotImplemented``.
 """
 
@@ -22,15 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from logmax._core import reference
 from logmax._core.dtypes import BFLOAT16, round_to
-from logmax.kernels.cpu import _columns, _cross_entropy, _rows
+from logmax._core.options import LossOptions, RowOptions
+from logmax.kernels.cpu import _columns, _cross_entropy, _half_rows, _halves, _rows
+from logmax.kernels.threads import get_num_threads, over_rows, set_num_threads
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
-WIDENED = (np.dtype(np.float16), BFLOAT16)  # computed through float32, exactly widened
+HALF_KIND = {np.dtype(np.float16): _halves.F16, BFLOAT16: _halves.BF16}
 
 ELEMENTWISE = ("softmax", "log_softmax", "logsumexp")
+
+__all__ = ["get_num_threads", "run", "set_num_threads"]
 
 
 def _as_rows(x: np.ndarray, axis: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -50,20 +55,9 @@ def _from_rows(y: np.ndarray, batch: tuple[int, ...], axis: int) -> np.ndarray:
     return np.moveaxis(y.reshape(batch + (y.shape[-1],)), -1, axis)
 
 
-def _compute_input(x: np.ndarray) -> np.ndarray | None:
-    """The array the kernels read: float32 or float64; None when no kernel takes ``x``."""
-    if x.dtype == F32 or x.dtype == F64:
-        return x
-    if x.dtype in WIDENED:
-        return x.astype(F32)  # exact
-    return None
-
-
-def _scratch(n_cls: int) -> np.ndarray:
-    """A float64 row per Numba thread (indexed by ``numba.get_thread_id()`` in a kernel)."""
-    import numba
-
-    return np.empty((numba.get_num_threads(), n_cls))
+def _bits(x: np.ndarray) -> np.ndarray:
+    """A 16-bit array's patterns as uint16 (a view)."""
+    return x.view(np.uint16)
 
 
 def run(op: str, x: np.ndarray, axis: int, **options: Any) -> Any:
@@ -76,26 +70,35 @@ def run(op: str, x: np.ndarray, axis: int, **options: Any) -> Any:
 
 
 def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -> Any:
-    xc = _compute_input(x)
-    if xc is None or (xc.dtype == F64 and temperature != 1.0):
+    if x.dtype not in (F32, F64) and x.dtype not in HALF_KIND:
         return NotImplemented
+    if x.dtype == F64 and temperature != 1.0:
+        return NotImplemented
+    t = float(temperature)
     if where is not None:
-        xc = np.where(where, xc, xc.dtype.type(-np.inf))  # masked entries take no part
-    if xc.dtype == F32 and axis != x.ndim - 1 and x.shape[axis] > 0:
-        return _elementwise_columns(op, x, xc, axis, float(temperature))
-    rows, batch = _as_rows(xc, axis)
-    out_dtype = x.dtype if x.dtype in (F32, F64) else F64  # 16-bit: round once at the end
+        x = np.where(where, x, x.dtype.type(-np.inf))  # masked entries take no part
+    if x.dtype == F32 and axis != x.ndim - 1 and x.shape[axis] > 0:
+        return _elementwise_columns(op, x, axis, t)
+    rows, batch = _as_rows(x, axis)
     n_rows, n_cls = rows.shape
-    out = np.empty((n_rows,) if op == "logsumexp" else (n_rows, n_cls), dtype=out_dtype)
-    if xc.dtype == F32 and op == "softmax":
-        _rows.softmax_f32(rows, out, float(temperature), _scratch(n_cls))
-    elif xc.dtype == F32:
-        getattr(_rows, op + "_f32")(rows, out, float(temperature))
+    reduced = op == "logsumexp"
+    if x.dtype in HALF_KIND:
+        kernel = getattr(_half_rows, op + "16")
     else:
-        getattr(_rows, op + "_dd")(rows, out)
-        _redo_subnormal_rows(op, rows, out)
-    result = out.reshape(batch) if op == "logsumexp" else _from_rows(out, batch, axis)
-    return result if out_dtype == x.dtype else round_to(result, x.dtype)
+        kernel = getattr(_rows, op + ("_f32" if x.dtype == F32 else "_dd"))
+    if x.dtype in HALF_KIND:
+        kind = HALF_KIND[x.dtype]
+        out = np.empty((n_rows,)) if reduced else np.empty((n_rows, n_cls), np.uint16)
+        over_rows(kernel, n_rows, n_cls, _bits(rows), kind, out, t)
+        out = round_to(out, x.dtype) if reduced else out.view(x.dtype)
+    else:
+        out = np.empty((n_rows,) if reduced else (n_rows, n_cls), dtype=x.dtype)
+        if x.dtype == F32:
+            over_rows(kernel, n_rows, n_cls, rows, out, t)
+        else:
+            over_rows(kernel, n_rows, n_cls, rows, out)
+            _redo_subnormal_rows(op, rows, out)
+    return out.reshape(batch) if reduced else _from_rows(out, batch, axis)
 
 
 def _subnormal(y: np.ndarray) -> np.ndarray:
@@ -107,28 +110,29 @@ def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray) -> None:
 
     There the exponentials summed into ``s`` are subnormal themselves and keep only a few bits
     (log_softmax([742.1875, 0, 0, 0, 0, 0])[0] = -log1p(5 e^-742.19) = -2.4e-322); the
-    reference's long double has the exponent range to carry them. Such rows are rare.
+    reference rescales them. Such rows are rare.
     """
     redo = np.flatnonzero(_subnormal(out) if out.ndim == 1 else _subnormal(out).any(axis=1))
     if redo.size:
-        out[redo] = getattr(reference, op)(rows[redo], (1,), None, 1.0)
+        from logmax.kernels.numpy_backend import NumpyBackend
+
+        out[redo] = getattr(NumpyBackend(), op)(rows[redo], 1, RowOptions())
 
 
-def _elementwise_columns(op: str, x: np.ndarray, xc: np.ndarray, axis: int, t: float) -> Any:
+def _elementwise_columns(op: str, x: np.ndarray, axis: int, t: float) -> Any:
     """float32 along a middle axis: (pre, K, post) column kernels, no transpose."""
-    pre = int(np.prod(xc.shape[:axis], dtype=np.int64))
-    post = int(np.prod(xc.shape[axis + 1 :], dtype=np.int64))
-    cube = np.ascontiguousarray(xc).reshape(pre, xc.shape[axis], post)
-    out_dtype = x.dtype if x.dtype == F32 else F64
+    pre = int(np.prod(x.shape[:axis], dtype=np.int64))
+    post = int(np.prod(x.shape[axis + 1 :], dtype=np.int64))
+    cube = np.ascontiguousarray(x).reshape(pre, x.shape[axis], post)
+    tasks = pre * ((post + _columns.BLOCK - 1) // _columns.BLOCK)
     if op == "logsumexp":
-        out = np.empty((pre, 1, post), dtype=out_dtype)
-        _columns.columns_f32(cube, out, t, 2)
-        result = out.reshape(xc.shape[:axis] + xc.shape[axis + 1 :])
-    else:
-        out = np.empty(cube.shape, dtype=out_dtype)
-        _columns.columns_f32(cube, out, t, 0 if op == "softmax" else 1)
-        result = out.reshape(xc.shape)
-    return result if out_dtype == x.dtype else round_to(result, x.dtype)
+        out = np.empty((pre, 1, post), dtype=F32)
+        over_rows(_columns.columns_f32, tasks, x.shape[axis] * _columns.BLOCK, cube, out, t, 2)
+        return out.reshape(x.shape[:axis] + x.shape[axis + 1 :])
+    out = np.empty(cube.shape, dtype=F32)
+    code = 0 if op == "softmax" else 1
+    over_rows(_columns.columns_f32, tasks, x.shape[axis] * _columns.BLOCK, cube, out, t, code)
+    return out.reshape(x.shape)
 
 
 def _cross_entropy_op(
@@ -146,65 +150,61 @@ def _cross_entropy_op(
     where: np.ndarray | None,
     grad_scale: Any,
 ) -> Any:
-    xc = _compute_input(x)
-    if xc is None or x.shape[axis] == 0:
+    if x.dtype not in (F32, F64) and x.dtype not in HALF_KIND or x.shape[axis] == 0:
         return NotImplemented
-    if xc.dtype == F64 and (
+    if x.dtype == F64 and (
         soft or temperature != 1.0 or softcap is not None or label_smoothing != 0.0 or z_loss != 0.0
     ):
-        # float64 gradients with these terms cancel (a p_j - t_j w_j); the reference's long
-        # double keeps them within 2 ULP, float64 arithmetic here would not.
+        # float64 gradients with these terms need double-double everywhere: the reference
         return NotImplemented
     if where is not None:
-        xc = np.where(where, xc, xc.dtype.type(-np.inf))
-    rows, batch = _as_rows(xc, axis)
+        x = np.where(where, x, x.dtype.type(-np.inf))
+    rows, batch = _as_rows(x, axis)
     n_rows, n_cls = rows.shape
     w = np.ones(n_cls) if weight is None else np.ascontiguousarray(weight, dtype=F64)
-    w_sum = float(w.sum())
     if soft:
-        tgt = target if target.dtype in (F32, F64) else target.astype(F64)
-        soft_t = _as_rows(tgt.astype(F64, copy=False), axis)[0]
+        soft_t = _as_rows(np.asarray(target).astype(F64, copy=False), axis)[0]
         labels = np.zeros(1, dtype=np.int64)
     else:
         soft_t = np.zeros((1, n_cls))
         labels = np.ascontiguousarray(target, dtype=np.int64).reshape(n_rows)
     want_grad = grad_scale is not None
     if want_grad:
-        # the scale may be long double (float64 inputs): keep its low part for the float64 path
-        wide = np.broadcast_to(np.asarray(grad_scale), batch).reshape(n_rows)
-        scale = np.ascontiguousarray(wide, dtype=F64)
-        scale_lo = np.ascontiguousarray(wide - scale, dtype=F64)
-        grad_dtype = x.dtype if x.dtype in (F32, F64) else F64
-        grad = np.empty((n_rows, n_cls), dtype=grad_dtype)
+        scale = np.ascontiguousarray(np.broadcast_to(np.asarray(grad_scale), batch), F64)
+        scale = scale.reshape(n_rows)
     else:
-        scale = scale_lo = np.zeros(n_rows)
-        grad = np.empty((n_rows, 0), dtype=F64 if xc.dtype == F64 else F32)
+        scale = np.zeros(n_rows)
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
-    common = (labels, not soft, soft_t, w, w_sum, int(ignore_index), float(label_smoothing),
+    common = (labels, not soft, soft_t, w, int(ignore_index), float(label_smoothing),
               float(z_loss))  # fmt: skip
-    if xc.dtype == F32:
-        cap = 0.0 if softcap is None else float(softcap)
-        scratch = _scratch(n_cls if want_grad else 0)
-        _cross_entropy.cross_entropy_f32(
-            rows, *common, float(temperature), cap, scale, want_grad, loss, lse, grad, scratch
-        )
+    cap = 0.0 if softcap is None else float(softcap)
+    t = float(temperature)
+    if x.dtype in HALF_KIND:
+        grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=np.uint16)
+        over_rows(_cross_entropy.cross_entropy_h, n_rows, n_cls, _bits(rows), HALF_KIND[x.dtype],
+                  *common, t, cap, scale, want_grad, loss, lse, grad)  # fmt: skip
+        grad = grad.view(x.dtype)
+    elif x.dtype == F32:
+        grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=F32)
+        over_rows(_cross_entropy.cross_entropy_f32, n_rows, n_cls, rows, *common, t, cap, scale,
+                  want_grad, loss, lse, grad)  # fmt: skip
     else:
-        _cross_entropy.cross_entropy_dd(rows, *common, scale, scale_lo, want_grad, loss, lse, grad)
+        grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=F64)
+        scale_lo = np.zeros(n_rows)
+        over_rows(_cross_entropy.cross_entropy_dd, n_rows, n_cls, rows, *common, scale, scale_lo,
+                  want_grad, loss, lse, grad)  # fmt: skip
         redo = np.flatnonzero(_subnormal(loss))
         if redo.size:  # see _redo_subnormal_rows
-            sub_scale = None if not want_grad else wide[redo]
-            l_r, lse_r, g_r = reference.cross_entropy_rows(
-                rows[redo], 1, target=labels[redo], soft=False, weight=weight,
-                ignore_index=ignore_index, label_smoothing=0.0, temperature=1.0, softcap=None,
-                z_loss=0.0, where=None, grad_scale=sub_scale,
+            from logmax.kernels.numpy_backend import NumpyBackend
+
+            l_r, lse_r, g_r = NumpyBackend().cross_entropy(
+                rows[redo], 1, labels[redo], False, weight,
+                LossOptions(ignore_index=ignore_index, reduction="none"),
+                scale[redo] if want_grad else None,
             )  # fmt: skip
             loss[redo], lse[redo] = l_r, lse_r
             if want_grad:
                 grad[redo] = g_r
-    g = None
-    if want_grad:
-        g = _from_rows(grad, batch, axis)
-        if g.dtype != x.dtype:
-            g = round_to(g, x.dtype)
+    g = _from_rows(grad, batch, axis) if want_grad else None
     return loss.reshape(batch), lse.reshape(batch), g

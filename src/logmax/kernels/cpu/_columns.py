@@ -3,15 +3,16 @@ r"""Column kernels: softmax, log_softmax and logsumexp along the middle axis of 
 
 The reduction runs down each column while the inner loops run along ``post``, which is
 contiguous: blocks of :data:`BLOCK` columns keep a vector of maxima, sums and tie counts and
-every sweep reads rows of the block in order. Parallel over (pre, block) pairs. Same formulas,
-precision (float64 compute) and edge rules as :mod:`logmax.kernels.cpu._rows`; a column holding
+every sweep reads rows of the block in order. Over ranges of (pre, block) pairs, one per
+thread. Same formulas, precision (float64 compute) and edge rules as
+:mod:`logmax.kernels.cpu._rows`; a column holding
 NaN, +inf or -inf is classified by a scalar scan (masked entries are legal, only rarer).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from logmax.kernels.cpu._rows import BAD, FM_SUM, MASKED, OK
 from logmax.kernels.cpu._scalar import FM, exp_f64
@@ -19,7 +20,7 @@ from logmax.kernels.cpu._scalar import FM, exp_f64
 BLOCK = 256  # columns per block: 1 KiB of float32 per row of the block
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _column_status(x, p, q, n):
     """Classify column ``q`` of slab ``p`` after a non-finite value was seen in it."""
     has_finite = False
@@ -32,7 +33,7 @@ def _column_status(x, p, q, n):
     return OK if has_finite else MASKED
 
 
-@njit(fastmath=FM_SUM, cache=True)
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
 def _block_stats(x, p, q0, q1, t, m, s, status):
     """Fill ``m`` (max of z = x / t), ``s`` (the log1p sum) and ``status`` for columns
     ``q0:q1`` of slab ``p``; index ``c`` of the outputs is column ``q0 + c``."""
@@ -67,12 +68,13 @@ def _block_stats(x, p, q0, q1, t, m, s, status):
         s[c] = s[c] + (ties[c] - 1.0)
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
-def columns_f32(x, out, t, op):
-    """``op``: 0 softmax, 1 log_softmax, 2 logsumexp (``out`` is (pre, post) for logsumexp)."""
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def columns_f32(x, out, t, op, r0, r1):
+    """``op``: 0 softmax, 1 log_softmax, 2 logsumexp (``out`` is (pre, 1, post) for logsumexp);
+    tasks ``r0 .. r1`` of the (pre, block) pairs."""
     pre, n, post = x.shape
     nb = (post + BLOCK - 1) // BLOCK
-    for task in prange(pre * nb):
+    for task in range(r0, r1):
         p = task // nb
         q0 = (task % nb) * BLOCK
         q1 = min(q0 + BLOCK, post)
@@ -103,7 +105,7 @@ def columns_f32(x, out, t, op):
             _write_row(x[p, k, q0:q1], out[p, k, q0:q1], m, scale, fill, t, op)
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _write_row(xr, o, m, scale, fill, t, op):
     """One row of a block: softmax (``op == 0``) or log_softmax; ``m`` NaN marks a fill column."""
     w = xr.shape[0]

@@ -30,31 +30,33 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from logmax.kernels.cpu._halves import narrow
 from logmax.kernels.cpu._rows import (
     BAD,
     CHUNK,
     MASKED,
+    _shifted,
     inverse_dd,
     row_max32,
     row_max64,
     row_sum_dd,
-    row_sum_f32,
-    row_sum_keep_f32,
+    row_sum_keep_t32,
+    row_sum_t32,
+    widen_row,
 )
 from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, fma, log1p_dd, two_sum
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _fill(g, value):
     for j in range(g.shape[0]):
         g[j] = value
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
     """The loss of a counted row whose logits are all -inf: every :math:`\\ell_c` is +inf."""
     inf = np.inf
@@ -77,46 +79,49 @@ def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
     return loss
 
 
-@njit(fastmath=FM, cache=True)
-def _grad_hard(z, e, inv, a, b, w, sc, g):
-    """:math:`g_j = (a p_j - b w_j) \\cdot sc` with :math:`p_j = e_j / (1 + s)`, 0 where
-    ``z`` is -inf (the vectorised hot loop)."""
-    if b == 0.0:
-        # no smoothing: masked entries have e = 0, so g = 0 there without looking at z
-        c = a * inv
-        for j in range(z.shape[0]):
-            g[j] = (c * e[j]) * sc
-    else:
-        for j in range(z.shape[0]):
-            gj = (a * (e[j] * inv) - b * w[j]) * sc
-            g[j] = gj if z[j] > -np.inf else 0.0
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _grad_plain(e, inv, a, sc, g):
+    """:math:`g_j = a p_j \\cdot sc` with :math:`p_j = e_j / (1 + s)` (hard labels, no
+    smoothing or softcap: the vectorised hot loop; masked entries have ``e = 0``)."""
+    c = (a * inv) * sc
+    for j in range(e.shape[0]):
+        g[j] = c * e[j]
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _grad_general(z, e, inv, a, hard, trow, eps, b, w, sc, dcap, g):
-    """The gradient row for soft targets and/or a softcap (see the module docstring)."""
+    """:math:`g_j = (a p_j - c_j)\\,sc\\,\\operatorname{sech}^2_j` with the dense coefficient
+    :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`); the maximum's and
+    the label's columns are set after (see :func:`_ce_row`)."""
     has_cap = dcap.shape[0] > 0
     for j in range(z.shape[0]):
         p = e[j] * inv
-        if hard:
-            gj = a * p - b * w[j]
-        else:
-            tc = (1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]
-            gj = a * p - tc * w[j]
-        gj = gj * sc
+        cj = b * w[j] if hard else ((1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]) * w[j]
+        gj = (a * p - cj) * sc
         if has_cap:
             gj = gj * dcap[j]
         g[j] = gj if z[j] > -np.inf else 0.0
 
 
-@njit(fastmath=FM, cache=True)
-def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap, keep):
-    """Loss and lse of one row computed in float64; writes the gradient row ``g`` if asked.
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _coef(hard, trow, eps, b, w, c):
+    """The dense coefficient :math:`a_c` of column ``c`` (0 for hard labels without smoothing)."""
+    if hard:
+        return b * w[c]
+    return ((1.0 - eps) * trow[c] + b if eps != 0.0 else trow[c]) * w[c]
 
-    ``keep`` is a float64 row of scratch for :math:`e^{z - m}` (filled when the gradient is
-    wanted). ``z`` holds the logits before the division by ``tdiv`` (1.0: none); ``m`` is the
-    maximum after it. ``dcap`` is the softcap's derivative row, :math:`1 - \\tanh^2` (empty: no
-    softcap). ``sc`` is the row's gradient scale divided by the temperature (0: ignored row).
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap, keep):
+    """Loss and lse of one row, computed in float64; writes the gradient row ``g`` if asked.
+
+    ``z`` is the row after the softcap (float32 or float64), ``mx`` its maximum, ``t`` the
+    temperature: :math:`d_c = (z_c - m)/T` (see :func:`logmax.kernels.cpu._rows._shifted`).
+    ``keep`` is a float64 row of scratch for :math:`e^{d}` (filled when the gradient is wanted),
+    ``dcap`` the softcap's derivative row (empty: no softcap), ``sc`` the row's gradient scale
+    divided by the temperature (0: ignored row). The maximum's column ``k`` gets
+    :math:`((\\alpha - c_k) - c_k s)/(1+s)` (:func:`logmax._core.rowstats.grad_coefficients`),
+    so a confident row keeps its tiny gradient; the label's column uses :math:`1 - p_y`.
     """
     n_cls = z.shape[0]
     row_w = w[y] if hard else 1.0
@@ -129,28 +134,31 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
             _fill(g, 0.0)
         return _masked_row_loss(hard, y, trow, w, eps, zl, row_w), -np.inf
     grad_now = want_grad and sc != 0.0
-    s = row_sum_keep_f32(z, m, tdiv, keep) if grad_now else row_sum_f32(z, m, tdiv)
+    s = row_sum_keep_t32(z, mx, t, keep) if grad_now else row_sum_t32(z, mx, t)
     lg = np.log1p(s)
-    lse = m + lg
-    # the loss
-    tw_sum = 0.0
+    lse = (np.float64(mx) if t == 1.0 else np.float64(mx) / t) + lg
+    b = eps / n_cls
+    dense = eps != 0.0 or not hard
+    # the loss: c_y (L - d_y) + sum_c a_c (L - d_c) + zeta w lse^2, terms >= 0
+    loss = 0.0
+    d_y = 0.0
     if hard:
-        d_y = (np.float64(z[y]) / tdiv if tdiv != 1.0 else np.float64(z[y])) - m
+        d_y = _shifted(z[y], mx, t)
         loss = (1.0 - eps) * row_w * (lg - d_y)
-        if eps != 0.0:
-            acc = 0.0
-            for c in range(n_cls):
-                d = (np.float64(z[c]) / tdiv if tdiv != 1.0 else np.float64(z[c])) - m
-                acc += w[c] * (lg - d)
-            loss = loss + (eps / n_cls) * acc
-    else:
-        loss = 0.0
+    k = 0
+    a_tot = 0.0
+    a_rest = 0.0
+    if dense:
+        while z[k] != mx:  # the maximum's first column
+            k += 1
+        acc = 0.0
         for c in range(n_cls):
-            tc = (1.0 - eps) * trow[c] + eps / n_cls if eps != 0.0 else trow[c]
-            tw = tc * w[c]
-            d = (np.float64(z[c]) / tdiv if tdiv != 1.0 else np.float64(z[c])) - m
-            loss += 0.0 if tw == 0.0 else tw * (lg - d)
-            tw_sum += tw
+            ac = _coef(hard, trow, eps, b, w, c)
+            d = _shifted(z[c], mx, t)
+            acc += 0.0 if ac == 0.0 else ac * (lg - d)
+            a_tot += ac
+            a_rest += 0.0 if c == k else ac
+        loss = loss + acc
     if zl != 0.0:
         loss = loss + zl * row_w * (lse * lse)
     if not want_grad:
@@ -158,81 +166,122 @@ def _ce_row_f64(z, tdiv, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_g
     if sc == 0.0:
         _fill(g, 0.0)
         return loss, lse
-    # the gradient
+    # the gradient: alpha p_j - c_j, alpha = c_y + A + 2 zeta w lse
     inv = 1.0 / (1.0 + s)
-    b = eps / n_cls
-    if hard:
-        a = (1.0 - eps) * row_w + b * w_sum + 2.0 * zl * row_w * lse
-    else:
-        a = tw_sum + 2.0 * zl * lse
-    if hard and dcap.shape[0] == 0:
-        _grad_hard(z, keep, inv, a, b, w, sc, g)
+    hard_c = (1.0 - eps) * row_w if hard else 0.0
+    zt = 2.0 * zl * row_w * lse
+    a = hard_c + a_tot + zt
+    if not dense and dcap.shape[0] == 0:
+        _grad_plain(keep, inv, a, sc, g)
     else:
         _grad_general(z, keep, inv, a, hard, trow, eps, b, w, sc, dcap, g)
-    if hard and d_y > -np.inf:
-        # 1 - p_y without cancellation: s / (1 + s) when y is the maximum
-        one_minus_py = s * inv if d_y == 0.0 else ((s - exp_f64(d_y)) + 1.0) * inv
-        p_y = exp_f64(d_y) * inv if d_y != 0.0 else inv
-        gy = -(1.0 - eps) * row_w * one_minus_py + (b * w_sum + 2.0 * zl * row_w * lse) * p_y
-        gy = (gy - b * w[y]) * sc
+    if dense:
+        # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s)
+        y_is_k = hard and y == k
+        c_k = _coef(hard, trow, eps, b, w, k) + (hard_c if y_is_k else 0.0)
+        top = (0.0 if y_is_k else hard_c) + a_rest + zt
+        gk = (top - c_k * s) * inv * sc
+        if dcap.shape[0] > 0:
+            gk = gk * dcap[k]
+        g[k] = gk
+    if hard and d_y > -np.inf and not (dense and y == k):
+        # the label's column: 1 - p_y without cancellation, s / (1 + s) at the maximum
+        e_y = exp_f64(d_y) if d_y != 0.0 else 1.0
+        one_minus_py = s * inv if d_y == 0.0 else ((s - e_y) + 1.0) * inv
+        gy = -hard_c * one_minus_py + (a - hard_c) * (e_y * inv) - (b * w[y] if hard else 0.0)
+        gy = gy * sc
         if dcap.shape[0] > 0:
             gy = gy * dcap[y]
         g[y] = gy
     return loss, lse
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _softcapped(xr, cap, zr, dcap):
+    """``zr = cap tanh(x / cap)`` (float64; -inf stays masked, +inf becomes ``cap``) and its
+    derivative ``sech^2(x / cap)``."""
+    for j in range(xr.shape[0]):
+        u = np.float64(xr[j]) / cap
+        sech = 1.0 / math.cosh(u)
+        dcap[j] = sech * sech  # = 1 - tanh^2, without its cancellation near |tanh| = 1
+        zr[j] = cap * math.tanh(u) if u != -np.inf else -np.inf
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _ce_one(xr, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale, want_grad,
+            loss_out, lse_out, g, keep, zr, dcap):  # fmt: skip
+    """Row ``i`` (``xr``, float32) of :func:`cross_entropy_f32` / :func:`cross_entropy_h`."""
+    y = labels[i] if hard else 0
+    counted = (y != ignore_index) if hard else True
+    if hard and not counted:
+        y = 0
+    sc = scale[i] / t if (want_grad and counted) else 0.0
+    trow = soft_t[i] if not hard else soft_t[0]
+    if cap > 0.0:
+        _softcapped(xr, cap, zr, dcap)
+        status, mx = row_max64(zr)
+        loss, lse = _ce_row(zr, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
+                            keep)  # fmt: skip
+    else:
+        status, mx = row_max32(xr)
+        loss, lse = _ce_row(xr, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g,
+                            dcap[:0], keep)  # fmt: skip
+    loss_out[i] = loss if counted else 0.0
+    lse_out[i] = lse
+    if want_grad and not counted:
+        _fill(g, 0.0)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
 def cross_entropy_f32(
-    x, labels, hard, soft_t, w, w_sum, ignore_index, eps, zl, temperature, cap, scale,
-    want_grad, loss_out, lse_out, grad, scratch,
+    x, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale, want_grad, loss_out,
+    lse_out, grad, r0, r1,
 ):  # fmt: skip
-    """Rows of float32 logits ``x`` (C-contiguous); see the module docstring.
+    """Rows ``r0 .. r1`` of float32 logits ``x`` (C-contiguous); see the module docstring.
 
     ``labels`` (int64, one per row) for hard targets or ``soft_t`` (float64, x's shape) for soft
-    ones; ``w`` the class weights (ones when none), ``w_sum`` their sum; ``cap`` 0 for no
-    softcap; ``scale`` the per-row gradient scale; ``grad`` written when ``want_grad``;
-    ``scratch`` float64 (threads, C), one row per Numba thread.
+    ones; ``w`` the class weights (ones when none); ``cap`` 0 for no softcap; ``scale`` the
+    per-row gradient scale; ``grad`` (float32) written when ``want_grad``.
     """
-    n_rows, n_cls = x.shape
-    for i in prange(n_rows):
-        xr = x[i]
-        y = labels[i] if hard else 0
-        counted = (y != ignore_index) if hard else True
-        if hard and not counted:
-            y = 0
-        sc = scale[i] / temperature if (want_grad and counted) else 0.0
-        trow = soft_t[i] if not hard else soft_t[0]
-        g = grad[i]
-        keep = scratch[numba.get_thread_id()]
-        if cap > 0.0:
-            zr = np.empty(n_cls)
-            dcap = np.empty(n_cls)
+    n_cls = x.shape[1]
+    keep = np.empty(n_cls)
+    zr = np.empty(n_cls if cap > 0.0 else 0)
+    dcap = np.empty(n_cls if cap > 0.0 else 0)
+    g64 = np.empty(n_cls if want_grad else 0)
+    for i in range(r0, r1):
+        _ce_one(x[i], i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale,
+                want_grad, loss_out, lse_out, g64, keep, zr, dcap)  # fmt: skip
+        if want_grad:
+            gi = grad[i]
             for j in range(n_cls):
-                u = np.float64(xr[j]) / cap
-                sech = 1.0 / math.cosh(u)
-                dcap[j] = sech * sech  # = 1 - tanh^2, without its cancellation near |tanh| = 1
-                zr[j] = cap * math.tanh(u) if u != -np.inf else -np.inf  # masked stays masked
-                if temperature != 1.0:
-                    zr[j] = zr[j] / temperature
-            status, m = row_max64(zr)
-            loss, lse = _ce_row_f64(
-                zr, 1.0, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g, dcap, keep
-            )
-        else:
-            status, mx = row_max32(xr)
-            m = np.float64(mx) / temperature if temperature != 1.0 else np.float64(mx)
-            loss, lse = _ce_row_f64(
-                xr, temperature, status, m, hard, y, trow, w, w_sum, eps, zl, sc, want_grad, g,
-                np.empty(0), keep,
-            )  # fmt: skip
-        loss_out[i] = loss if counted else 0.0
-        lse_out[i] = lse
-        if want_grad and not counted:
-            _fill(g, 0.0)
+                gi[j] = g64[j]
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def cross_entropy_h(
+    x, kind, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale, want_grad, loss_out,
+    lse_out, grad, r0, r1,
+):  # fmt: skip
+    """:func:`cross_entropy_f32` for 16-bit logits (uint16 patterns of ``kind``); the gradient
+    is rounded once into 16 bits (``grad`` uint16)."""
+    n_cls = x.shape[1]
+    wide = np.empty(n_cls, dtype=np.float32)
+    keep = np.empty(n_cls)
+    zr = np.empty(n_cls if cap > 0.0 else 0)
+    dcap = np.empty(n_cls if cap > 0.0 else 0)
+    g64 = np.empty(n_cls if want_grad else 0)
+    for i in range(r0, r1):
+        widen_row(x[i], kind, wide)
+        _ce_one(wide, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale,
+                want_grad, loss_out, lse_out, g64, keep, zr, dcap)  # fmt: skip
+        if want_grad:
+            gi = grad[i]
+            for j in range(n_cls):
+                gi[j] = narrow(g64[j], kind)
 
 
 # ---------------------------------------------------------------------------------------------
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _ell_dd(l_hi, l_lo, x, m):
     """:math:`\\operatorname{log1p}(s) - (x - m)` with ``x - m`` exact: one final rounding."""
     d_hi, d_lo = two_sum(x, -m)
@@ -240,17 +289,19 @@ def _ell_dd(l_hi, l_lo, x, m):
     return v + (err + (l_lo - d_lo)) if d_hi > -np.inf else np.inf  # a masked class: -log 0
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
 def cross_entropy_dd(
-    x, labels, hard, soft_t, w, w_sum, ignore_index, eps, zl, scale, scale_lo, want_grad,
-    loss_out, lse_out, grad,
+    x, labels, hard, soft_t, w, ignore_index, eps, zl, scale, scale_lo, want_grad,
+    loss_out, lse_out, grad, r0, r1,
 ):  # fmt: skip
     """Rows of float64 logits (no softcap, temperature 1); arguments as
     :func:`cross_entropy_f32`, with ``scale_lo`` the low part of a wider per-row scale. The
     gradient is written for hard labels without label smoothing or z-loss (the dispatch sends
     nothing else)."""
-    n_rows, n_cls = x.shape
-    for i in prange(n_rows):
+    n_cls = x.shape[1]
+    hi = np.empty(CHUNK)
+    lo = np.empty(CHUNK)
+    for i in range(r0, r1):
         z = x[i]
         g = grad[i]
         y = labels[i] if hard else 0
@@ -274,7 +325,7 @@ def cross_entropy_dd(
             if want_grad:
                 _fill(g, 0.0)
             continue
-        s_hi, s_lo = row_sum_dd(z, m, np.empty(CHUNK), np.empty(CHUNK), -1)
+        s_hi, s_lo = row_sum_dd(z, m, hi, lo, -1)
         l_hi, l_lo = log1p_dd(s_hi, s_lo)
         v, err = two_sum(m, l_hi)
         lse = v + (err + l_lo)

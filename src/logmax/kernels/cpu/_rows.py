@@ -1,5 +1,5 @@
 r"""Row kernels for softmax, log_softmax and logsumexp over the last axis of a C-contiguous
-(rows, K) matrix, parallel over rows (``prange``), vectorised along each row.
+(rows, K) matrix, over a range of rows (one range per thread), vectorised along each row.
 
 Every row goes through the log1p forms of :mod:`logmax._core.reference`: with :math:`m` the row
 maximum and :math:`s = \sum_{i \ne \arg\max} e^{x_i - m}` (ties beyond the first count 1 each),
@@ -28,10 +28,10 @@ a row of ``-inf`` (or an empty row) gives zeros, -inf, and logsumexp -inf.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from logmax.kernels.cpu._halves import BF16, bf16_to_f32, f16_to_f32, narrow
 from logmax.kernels.cpu._scalar import (
     FM,
     KEY32_NEG_INF,
@@ -59,7 +59,7 @@ FM_SUM = {"contract", "reassoc"}  # lets LLVM split a float64 sum over vector la
 
 # ---------------------------------------------------------------------------------------------
 # Sweep 1: the maximum and the row's status.
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def row_max32(row):
     """``(status, m)`` for a contiguous float32 row; ``m`` is the maximum as float32."""
     bits = row.view(np.int32)
@@ -79,7 +79,7 @@ def row_max32(row):
     return OK, m
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def row_max64(row):
     """``(status, m)`` for a contiguous float64 row."""
     n = row.shape[0]
@@ -101,53 +101,10 @@ def row_max64(row):
 
 # ---------------------------------------------------------------------------------------------
 # Sweep 2: s = sum of e^(x_i - m) without the maximum's own term.
-@njit(fastmath=FM_SUM, cache=True)
-def row_sum_f32(row, m, t):
-    """:math:`s` in float64 for z = row / t (``t == 1``: no division); ``m`` is max(z)."""
-    s = 0.0
-    ties = 0
-    n = row.shape[0]
-    if t == 1.0:
-        for j in range(n):
-            d = np.float64(row[j]) - m
-            s += exp_f64(d) if d < 0.0 else 0.0
-            ties += 1 if d == 0.0 else 0
-    else:
-        for j in range(n):
-            d = np.float64(row[j]) / t - m
-            s += exp_f64(d) if d < 0.0 else 0.0
-            ties += 1 if d == 0.0 else 0
-    return s + np.float64(ties - 1)  # ties beyond the first count e^0 = 1 each, exactly
-
-
-@njit(fastmath=FM_SUM, cache=True)
-def row_sum_keep_f32(row, m, t, keep):
-    """:func:`row_sum_f32` that also leaves :math:`e^{z_j - m}` in ``keep[j]`` (float64), so
-    that softmax and the cross-entropy gradient need not evaluate the exponential twice."""
-    s = 0.0
-    ties = 0
-    n = row.shape[0]
-    if t == 1.0:
-        for j in range(n):
-            d = np.float64(row[j]) - m
-            e = exp_f64(d)
-            keep[j] = e if d < 0.0 else 1.0
-            s += e if d < 0.0 else 0.0
-            ties += 1 if d == 0.0 else 0
-    else:
-        for j in range(n):
-            d = np.float64(row[j]) / t - m
-            e = exp_f64(d)
-            keep[j] = e if d < 0.0 else 1.0
-            s += e if d < 0.0 else 0.0
-            ties += 1 if d == 0.0 else 0
-    return s + np.float64(ties - 1)
-
-
 CHUNK = 1024  # float64 terms per exact partial sum (16 KiB of scratch: stays in L1)
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _terms_dd(row, m, j0, j1, hi, lo, base):
     """Store :math:`e^{x_j - m}` for ``j0 <= j < j1`` as ``hi[j - base] + lo[j - base]``.
 
@@ -170,14 +127,14 @@ def _terms_dd(row, m, j0, j1, hi, lo, base):
     return top, ties
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _split(sigma, h):
     """``(q, h - q)`` with ``q`` = ``h`` rounded to the grid of ``ulp(sigma)``, both exact."""
     q = (sigma + h) - sigma
     return q, h - q
 
 
-@njit(fastmath=FM_SUM, cache=True)
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
 def _exact_sum(hi, lo, k0, k1, sigma1, sigma2):
     """Sum ``hi[k0:k1] + lo[k0:k1]`` by error-free extraction (Rump, Ogita and Oishi, 2008).
 
@@ -197,7 +154,7 @@ def _exact_sum(hi, lo, k0, k1, sigma1, sigma2):
     return q1s, q2s, rest
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def row_sum_dd(row, m, hi, lo, base):
     """:math:`s` as a double-double ``(s_hi, s_lo)`` for a float64 row with maximum ``m``.
 
@@ -232,7 +189,7 @@ def row_sum_dd(row, m, hi, lo, base):
     return two_sum(s_hi, s_lo)
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def inverse_dd(d_hi, d_lo):
     """``1 / (d_hi + d_lo)`` as a double-double (one Newton step on the residual)."""
     inv = 1.0 / d_hi
@@ -241,64 +198,162 @@ def inverse_dd(d_hi, d_lo):
 
 
 # ---------------------------------------------------------------------------------------------
-# float32 (and widened 16-bit) inputs, float64 compute.
-@njit(parallel=True, fastmath=FM, cache=True)
-def softmax_f32(x, out, t, scratch):
-    """``scratch``: float64 (threads, K), one row of :math:`e^{z - m}` per Numba thread."""
-    for i in prange(x.shape[0]):
-        row = x[i]
-        o = out[i]
-        status, mx = row_max32(row)
-        if status != OK:
-            fill = np.nan if status == BAD else 0.0
-            for j in range(row.shape[0]):
-                o[j] = fill
-            continue
-        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
-        e = scratch[numba.get_thread_id()]
-        inv = 1.0 / (1.0 + row_sum_keep_f32(row, m, t, e))
+# float32 and 16-bit inputs, float64 compute. Each kernel takes rows r0 .. r1 (the thread pool
+# of logmax.kernels.cpu._threads cuts them); 16-bit rows arrive as their uint16 patterns, are
+# widened into a float32 row of scratch (exact, and the row stays in the cache), and the results
+# are rounded once into 16 bits.
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _shifted(v, mx, t):
+    """:math:`(x - m)/T` in float64 (the difference exact; ``t == 1``: no division)."""
+    d = np.float64(v) - np.float64(mx)
+    return d if t == 1.0 else d / t
+
+
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
+def row_sum_t32(row, mx, t):
+    """:math:`s = \\sum_{i \ne k} e^{(x_i - m)/T}` in float64 for a float32 row with maximum
+    ``mx``; ties beyond the first count 1 each. Dividing :math:`x - m` (exact) rather than
+    :math:`x/T - m/T` keeps a tiny ``t`` from overflowing (the row becomes one-hot)."""
+    s = 0.0
+    ties = 0
+    for j in range(row.shape[0]):
+        d = _shifted(row[j], mx, t)
+        s += exp_f64(d) if d < 0.0 else 0.0
+        ties += 1 if d == 0.0 else 0
+    return s + np.float64(ties - 1)
+
+
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
+def row_sum_keep_t32(row, mx, t, keep):
+    """:func:`row_sum_t32` that also leaves :math:`e^{(x_j - m)/T}` in ``keep[j]``."""
+    s = 0.0
+    ties = 0
+    for j in range(row.shape[0]):
+        d = _shifted(row[j], mx, t)
+        e = exp_f64(d)
+        keep[j] = e if d < 0.0 else 1.0
+        s += e if d < 0.0 else 0.0
+        ties += 1 if d == 0.0 else 0
+    return s + np.float64(ties - 1)
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def widen_row(bits, kind, out):
+    """16-bit patterns of ``kind`` into the float32 row ``out`` (exact)."""
+    if kind == BF16:
+        for j in range(bits.shape[0]):
+            out[j] = bf16_to_f32(bits[j])
+    else:
+        for j in range(bits.shape[0]):
+            out[j] = f16_to_f32(bits[j])
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _fill_row(o16, o32, kind, value):
+    if kind == 0:
+        for j in range(o32.shape[0]):
+            o32[j] = value
+    else:
+        b = narrow(value, kind)
+        for j in range(o16.shape[0]):
+            o16[j] = b
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _softmax_row(row, o16, o32, kind, t, e):
+    status, mx = row_max32(row)
+    if status != OK:
+        _fill_row(o16, o32, kind, np.nan if status == BAD else 0.0)
+        return
+    inv = 1.0 / (1.0 + row_sum_keep_t32(row, mx, t, e))
+    if kind == 0:
         for j in range(row.shape[0]):
-            o[j] = e[j] * inv
+            o32[j] = e[j] * inv
+    else:
+        for j in range(row.shape[0]):
+            o16[j] = narrow(e[j] * inv, kind)
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
-def log_softmax_f32(x, out, t):
-    for i in prange(x.shape[0]):
-        row = x[i]
-        o = out[i]
-        status, mx = row_max32(row)
-        if status != OK:
-            fill = np.nan if status == BAD else -np.inf
-            for j in range(row.shape[0]):
-                o[j] = fill
-            continue
-        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
-        lg = np.log1p(row_sum_f32(row, m, t))
-        if t == 1.0:
-            for j in range(row.shape[0]):
-                o[j] = (np.float64(row[j]) - m) - lg
-        else:
-            for j in range(row.shape[0]):
-                o[j] = (np.float64(row[j]) / t - m) - lg
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _log_softmax_row(row, o16, o32, kind, t):
+    status, mx = row_max32(row)
+    if status != OK:
+        _fill_row(o16, o32, kind, np.nan if status == BAD else -np.inf)
+        return
+    lg = np.log1p(row_sum_t32(row, mx, t))
+    if kind == 0:
+        for j in range(row.shape[0]):
+            o32[j] = _shifted(row[j], mx, t) - lg
+    else:
+        for j in range(row.shape[0]):
+            o16[j] = narrow(_shifted(row[j], mx, t) - lg, kind)
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
-def logsumexp_f32(x, out, t):
-    for i in prange(x.shape[0]):
-        row = x[i]
-        status, mx = row_max32(row)
-        if status != OK:
-            out[i] = np.nan if status == BAD else -np.inf
-            continue
-        m = np.float64(mx) / t if t != 1.0 else np.float64(mx)
-        out[i] = m + np.log1p(row_sum_f32(row, m, t))
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _logsumexp_row(row, t):
+    status, mx = row_max32(row)
+    if status != OK:
+        return np.nan if status == BAD else -np.inf
+    m = np.float64(mx) if t == 1.0 else np.float64(mx) / t
+    return m + np.log1p(row_sum_t32(row, mx, t))
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def softmax_f32(x, out, t, r0, r1):
+    e = np.empty(x.shape[1])
+    none = np.empty(0, dtype=np.uint16)
+    for i in range(r0, r1):
+        _softmax_row(x[i], none, out[i], 0, t, e)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def log_softmax_f32(x, out, t, r0, r1):
+    none = np.empty(0, dtype=np.uint16)
+    for i in range(r0, r1):
+        _log_softmax_row(x[i], none, out[i], 0, t)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def logsumexp_f32(x, out, t, r0, r1):
+    for i in range(r0, r1):
+        out[i] = _logsumexp_row(x[i], t)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def softmax_h(x, kind, out, t, r0, r1):
+    """16-bit rows ``x`` (uint16 patterns of ``kind``) into 16-bit ``out``."""
+    w = np.empty(x.shape[1], dtype=np.float32)
+    e = np.empty(x.shape[1])
+    none = np.empty(0, dtype=np.float32)
+    for i in range(r0, r1):
+        widen_row(x[i], kind, w)
+        _softmax_row(w, out[i], none, kind, t, e)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def log_softmax_h(x, kind, out, t, r0, r1):
+    w = np.empty(x.shape[1], dtype=np.float32)
+    none = np.empty(0, dtype=np.float32)
+    for i in range(r0, r1):
+        widen_row(x[i], kind, w)
+        _log_softmax_row(w, out[i], none, kind, t)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def logsumexp_h(x, kind, out, t, r0, r1):
+    """``out``: float64 per row (the caller rounds the few values)."""
+    w = np.empty(x.shape[1], dtype=np.float32)
+    for i in range(r0, r1):
+        widen_row(x[i], kind, w)
+        out[i] = _logsumexp_row(w, t)
 
 
 # ---------------------------------------------------------------------------------------------
 # float64 inputs, double-double compute.
-@njit(parallel=True, fastmath=FM, cache=True)
-def softmax_dd(x, out):
-    for i in prange(x.shape[0]):
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def softmax_dd(x, out, r0, r1):
+    lo = np.empty(x.shape[1])
+    for i in range(r0, r1):
         row = x[i]
         o = out[i]
         status, m = row_max64(row)
@@ -307,7 +362,6 @@ def softmax_dd(x, out):
             for j in range(row.shape[0]):
                 o[j] = fill
             continue
-        lo = np.empty(row.shape[0])
         s_hi, s_lo = row_sum_dd(row, m, o, lo, 0)  # the terms e^(x - m) stay in o and lo
         den_hi, den_lo = two_sum(1.0, s_hi)
         inv_hi, inv_lo = inverse_dd(den_hi, den_lo + s_lo)
@@ -318,9 +372,11 @@ def softmax_dd(x, out):
                 o[j] = o[j] * inv_hi + (lo[j] * inv_hi + o[j] * inv_lo)
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
-def log_softmax_dd(x, out):
-    for i in prange(x.shape[0]):
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def log_softmax_dd(x, out, r0, r1):
+    hi = np.empty(CHUNK)
+    lo = np.empty(CHUNK)
+    for i in range(r0, r1):
         row = x[i]
         o = out[i]
         status, m = row_max64(row)
@@ -329,7 +385,7 @@ def log_softmax_dd(x, out):
             for j in range(row.shape[0]):
                 o[j] = fill
             continue
-        s_hi, s_lo = row_sum_dd(row, m, np.empty(CHUNK), np.empty(CHUNK), -1)
+        s_hi, s_lo = row_sum_dd(row, m, hi, lo, -1)
         l_hi, l_lo = log1p_dd(s_hi, s_lo)
         for j in range(row.shape[0]):
             d_hi, d_lo = two_sum(row[j], -m)
@@ -338,15 +394,17 @@ def log_softmax_dd(x, out):
             o[j] = y if d_hi > -np.inf else -np.inf  # the error terms of -inf are NaN
 
 
-@njit(parallel=True, fastmath=FM, cache=True)
-def logsumexp_dd(x, out):
-    for i in prange(x.shape[0]):
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def logsumexp_dd(x, out, r0, r1):
+    hi = np.empty(CHUNK)
+    lo = np.empty(CHUNK)
+    for i in range(r0, r1):
         row = x[i]
         status, m = row_max64(row)
         if status != OK:
             out[i] = np.nan if status == BAD else -np.inf
             continue
-        s_hi, s_lo = row_sum_dd(row, m, np.empty(CHUNK), np.empty(CHUNK), -1)
+        s_hi, s_lo = row_sum_dd(row, m, hi, lo, -1)
         l_hi, l_lo = log1p_dd(s_hi, s_lo)
         v, err = two_sum(m, l_hi)
         out[i] = v + (err + l_lo)

@@ -77,6 +77,17 @@ def i32_as_f32(typingctx, x):
 
 
 @intrinsic
+def f32_as_i32(typingctx, x):
+    """Reinterpret the bits of a float32 as an int32."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
 def fma(typingctx, a, b, c):
     """``a * b + c`` with one rounding (the hardware instruction on x86-64 with FMA)."""
     sig = types.float64(types.float64, types.float64, types.float64)
@@ -87,7 +98,7 @@ def fma(typingctx, a, b, c):
     return sig, codegen
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def float_key32(bits):
     """An int32 key that orders float32 values (given by their bits) like the floats.
 
@@ -98,19 +109,19 @@ def float_key32(bits):
     return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def float_key64(bits):
     """The float64 version of :func:`float_key32`."""
     return bits ^ ((bits >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def pow2(k):
     """:math:`2^k` for integer ``k`` in ``[-1022, 1023]``, built from its bits."""
     return i64_as_f64((k + np.int64(1023)) << np.int64(52))
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def exp_f64(d):
     """:math:`e^d` for ``d <= 0`` in float64 with relative error below :math:`6 \\cdot 10^{-11}`
     (0.001 float32 ULP); exactly 0 below :math:`e^{-708}` and at ``-inf``.
@@ -136,7 +147,7 @@ def exp_f64(d):
     return e if d > LOWEST_F64_PATH else 0.0
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def two_sum(a, b):
     """``(s, t)`` with ``s = fl(a + b)`` and ``s + t = a + b`` exactly (Knuth)."""
     s = a + b
@@ -145,7 +156,7 @@ def two_sum(a, b):
     return s, t
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def exp_dd(d_hi, d_lo):
     """:math:`e^{d_{hi} + d_{lo}} = (hi + lo) \\cdot s_1 s_2` for ``d_hi <= 0``.
 
@@ -181,7 +192,7 @@ def exp_dd(d_hi, d_lo):
     return hi, lo, pow2(k1), pow2(ki - k1)
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def exp_small_dd(a_hi, a_lo):
     """:math:`e^{a_{hi} + a_{lo}}` to about :math:`2^{-59}` relative, as a double-double, for
     :math:`0 \\le a \\le 700`.
@@ -214,7 +225,7 @@ def exp_small_dd(a_hi, a_lo):
     return hi * scale, lo * scale
 
 
-@njit(fastmath=FM, cache=True)
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def log1p_dd(s_hi, s_lo):
     """:math:`\\log(1 + s)` for :math:`s = s_{hi} + s_{lo} \\ge 0`, as a double-double good to
     about :math:`2^{-58}` relative.

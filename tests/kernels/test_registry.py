@@ -1,5 +1,6 @@
-"""The dispatch: the frontend takes the kernels by default, LOGMAX_KERNELS forces the reference,
-Numba loads lazily, inputs are never written, and results match through the public API."""
+"""The registry: the frontend takes the kernels by default, LOGMAX_BACKEND forces one backend and
+raises when it cannot serve a call, LOGMAX_KERNELS=0 leaves the kernels out, Numba loads lazily,
+inputs are never written, and results match through the public API."""
 
 from __future__ import annotations
 
@@ -12,16 +13,49 @@ import pytest
 from kernel_compare import assert_within
 
 import logmax
-from logmax import kernels
+from logmax.kernels import cpu, registry
 
 
-def test_env_var_forces_the_reference(monkeypatch):
-    x = np.ones((2, 3), np.float32)
-    for value in ("0", "reference", "off"):
-        monkeypatch.setenv("LOGMAX_KERNELS", value)
-        assert kernels.run("softmax", x, 1, where=None, temperature=1.0) is NotImplemented
-    monkeypatch.setenv("LOGMAX_KERNELS", "1")
-    assert kernels.run("softmax", x, 1, where=None, temperature=1.0) is not NotImplemented
+def _call(op="softmax", dtype="float32", **kw):
+    return registry.Call(op, "numpy", "cpu", dtype, **kw)
+
+
+def test_automatic_choice_prefers_the_kernels(monkeypatch):
+    monkeypatch.delenv("LOGMAX_BACKEND", raising=False)
+    monkeypatch.delenv("LOGMAX_KERNELS", raising=False)
+    assert registry.select(_call()).name == "numba"
+    assert registry.select(_call("softmax_vjp")).name == "numpy"  # no kernel for it
+    f64_t = _call("softmax", "float64", options=frozenset({"temperature"}))
+    assert registry.select(f64_t).name == "numpy"
+
+
+@pytest.mark.parametrize("value", ["0", "reference", "off", "false", "no"])
+def test_kernels_switch_leaves_the_kernels_out(monkeypatch, value):
+    monkeypatch.delenv("LOGMAX_BACKEND", raising=False)
+    monkeypatch.setenv("LOGMAX_KERNELS", value)
+    assert registry.select(_call()).name == "numpy"
+
+
+def test_forced_backend_serves_or_raises(monkeypatch):
+    monkeypatch.setenv("LOGMAX_BACKEND", "numpy")
+    assert registry.select(_call()).name == "numpy"
+    monkeypatch.setenv("LOGMAX_BACKEND", "numba")
+    with pytest.raises(registry.BackendError, match="LOGMAX_BACKEND=numba cannot serve"):
+        registry.select(_call("softmax_vjp"))
+    with pytest.raises(registry.BackendError, match="LOGMAX_BACKEND=numba cannot serve"):
+        logmax.softmax_vjp(np.ones(3), np.ones(3))
+    monkeypatch.setenv("LOGMAX_BACKEND", "bogus")
+    with pytest.raises(registry.BackendError, match=r"'bogus' is not a backend; known: numpy"):
+        logmax.softmax(np.ones(3))
+
+
+def test_forced_torch_backend_serves_numpy_arrays(monkeypatch):
+    x = np.random.default_rng(3).normal(size=(5, 7))
+    want = logmax.log_softmax(x)
+    monkeypatch.setenv("LOGMAX_BACKEND", "torch")
+    got = logmax.log_softmax(x)
+    assert isinstance(got, np.ndarray)
+    assert_within(got, want, "float64", "log_softmax")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
@@ -51,8 +85,9 @@ def test_numba_is_imported_only_on_first_use():
         "logmax.softmax(np.ones(3, np.float32))\n"
         "print(before, 'numba' in sys.modules)\n"
     )
+    env = {k: v for k, v in os.environ.items() if k not in ("LOGMAX_KERNELS", "LOGMAX_BACKEND")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, LOGMAX_KERNELS="1"))  # fmt: skip
+                         env=env)  # fmt: skip
     assert out.stdout.split() == ["False", "True"]
 
 
@@ -88,7 +123,7 @@ def test_more_than_2_31_elements():
     except MemoryError:
         pytest.skip("not enough memory for an 8 GiB array")
     x[-1, -1] = 0.0
-    out = kernels.run("logsumexp", x, 1, where=None, temperature=1.0)
+    out = cpu.run("logsumexp", x, 1, where=None, temperature=1.0)
     assert out.shape == (65_538,)
     assert out[-1] == pytest.approx(np.log1p(32_767 * np.exp(-1.0)), rel=1e-7)
     assert out[0] == pytest.approx(-1.0 + np.log(32_768.0), rel=1e-7)

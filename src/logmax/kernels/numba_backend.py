@@ -1,0 +1,118 @@
+"""The ``numba`` backend: fused CPU kernels (:mod:`logmax.kernels.cpu`) for NumPy arrays and CPU
+tensors. Compiled on first use and cached on disk by Numba.
+
+It serves softmax, log_softmax, logsumexp and the fused cross-entropy forward and backward, in
+every dtype, with the options its kernels compute within the promise; ``supports`` names what it
+leaves to the reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from logmax._core.options import LossOptions, RowOptions
+
+ROW_OPS = ("softmax", "log_softmax", "logsumexp")
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+# float64 rows with these options go to the reference (the kernels would not keep 2 ULP)
+F64_LOSS_OPTIONS = frozenset({"soft", "temperature", "softcap", "label_smoothing", "z_loss"})
+
+
+class NumbaBackend:
+    name = "numba"
+    native = "numpy"
+    devices = ("cpu",)
+
+    def available(self) -> str | None:
+        if importlib.util.find_spec("numba") is None:
+            return "Numba is not installed (pip install numba)"
+        return None
+
+    def supports(self, call: Any) -> str | None:
+        if call.device != "cpu":
+            return f"runs on the CPU only, not on {call.device}"
+        if call.dtype not in FLOATS:
+            return f"no kernel for {call.dtype}"
+        if call.op in ROW_OPS:
+            if call.dtype == "float64" and "temperature" in call.options:
+                return "float64 with a temperature is left to the reference"
+            return None
+        if call.op == "cross_entropy":
+            if "empty" in call.options:
+                return "no classes"
+            if call.dtype == "float64" and call.options & F64_LOSS_OPTIONS:
+                return "float64 with these loss options is left to the reference"
+            return None
+        return f"no kernel for {call.op}"
+
+    def _rows(self, op: str, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
+        from logmax.kernels import cpu
+
+        return cpu.run(op, x, axis, where=None, temperature=opts.temperature)
+
+    def softmax(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
+        return self._rows("softmax", x, axis, opts)
+
+    def log_softmax(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
+        return self._rows("log_softmax", x, axis, opts)
+
+    def logsumexp(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
+        from logmax.kernels import array
+        from logmax.kernels.numpy_backend import OPS
+
+        out = _refine_near_zero(self._rows("logsumexp", x, axis, opts), x, axis, opts)
+        x2, _ = OPS.rows(x, axis)
+        return array.posinf_rows(OPS, out.reshape(-1), x2).reshape(out.shape).astype(out.dtype)
+
+    def cross_entropy(self, x, axis, target, soft, weight, opts: LossOptions, grad_output,
+                      want_lse=True):  # fmt: skip
+        from logmax.kernels import array, cpu
+        from logmax.kernels.numpy_backend import OPS
+
+        n_cls = x.shape[axis]
+        batch = x.shape[:axis] + x.shape[axis + 1 :]
+        w_cls = array.mean_weights(OPS, OPS.class_weights(weight, n_cls, x), soft, opts)
+        counted, _, row_w = array.counted_rows(OPS, target, soft, w_cls, opts, np.empty((
+            int(np.prod(batch, dtype=np.int64)), 0)))  # fmt: skip
+        den = array.denominator(OPS, row_w, soft, opts)
+        scale = None
+        if grad_output is not None:
+            scale = array.row_scale(OPS, grad_output, den, counted, opts, row_w.shape[0])
+            scale = scale.reshape(batch)
+        rows, lse, grad = cpu.run(
+            "cross_entropy", x, axis, target=target, soft=soft,
+            weight=None if weight is None else w_cls,
+            ignore_index=_int64_label(opts.ignore_index), label_smoothing=opts.label_smoothing,
+            temperature=opts.temperature, softcap=opts.softcap, z_loss=opts.z_loss,
+            where=None, grad_scale=scale,
+        )  # fmt: skip
+        loss = array.reduce_rows(OPS, np.asarray(rows, dtype=np.float64).reshape(-1), den, opts)
+        if opts.reduction == "none":
+            loss = loss.reshape(batch)
+        if want_lse:
+            lse = _refine_near_zero(np.asarray(lse), x, axis, opts) if not opts.transformed else lse
+        return loss, lse, grad
+
+
+def _int64_label(ignore_index: int) -> int:
+    """``ignore_index`` as an int64 for the kernels: one outside that range equals no label, and
+    neither does int64's minimum (check_labels has refused such a label)."""
+    return ignore_index if -(2**63) <= ignore_index < 2**63 else -(2**63)
+
+
+def _refine_near_zero(out: np.ndarray, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
+    """Rows whose logsumexp is near 0 may cancel (``m + log1p(s)``): the reference recomputes
+    them, carrying the sum exactly enough."""
+    near = np.abs(np.asarray(out, dtype=np.float64)) < 4.0
+    if not np.any(near):
+        return out
+    from logmax.kernels.numpy_backend import NumpyBackend
+
+    moved = np.moveaxis(x, axis, -1)
+    fixed = NumpyBackend().logsumexp(moved[near], 1, opts)
+    out = np.array(out, copy=True)
+    out[near] = fixed
+    return out

@@ -1,0 +1,541 @@
+r"""Autograd for the ``logmax::`` operators: ``torch.autograd.Function``\ s with ``setup_context``
+(so that ``torch.func.grad``, ``vmap``, ``jacrev``, ``hessian`` compose), ``jvp`` (forward mode)
+and ``generate_vmap_rule`` (the operators have vmap rules of their own, :mod:`._vmap`).
+
+Each Function comes in two classes: one with ``jvp`` for eager code, and one without it for
+``torch.compile`` (dynamo does not trace a custom ``jvp``); :func:`apply` picks one.
+
+First derivatives are the exact ones of the contract (the operators' own backward ops, computed
+in float64 or double-double). Second derivatives are correct for every op: the backward ops are
+Functions themselves with their own derivative formulas; the losses' fused gradient (computed in
+the forward pass) is differentiated through :func:`_gradient_graph`, whose value is replaced by
+the exact one and which only supplies the derivative's structure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from logmax._core.options import LossOptions
+from logmax.torch import _ops
+
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Dims:
+    """The reduced dims of a logsumexp, as one value (a list would be unpacked by torch.func's
+    pytrees, and its tangents would not line up with it)."""
+
+    values: tuple[int, ...]
+
+
+def apply(eager: type[torch.autograd.Function], traced: type[torch.autograd.Function], *args):
+    """``eager.apply`` (with ``jvp``), or ``traced.apply`` under ``torch.compile``."""
+    fn = traced if torch.compiler.is_compiling() else eager
+    return fn.apply(*args)
+
+
+def _setup(context, forward_mode: bool = False):
+    """A ``setup_context`` from ``context(ctx, inputs, output) -> tensors to save`` (which also
+    sets the attributes backward needs); in forward mode the tensors are saved for ``jvp``
+    too."""
+
+    def setup_context(ctx, inputs, output):
+        tensors = context(ctx, inputs, output)
+        ctx.save_for_backward(*tensors)
+        if forward_mode:
+            ctx.save_for_forward(*tensors)
+
+    return staticmethod(setup_context)
+
+
+def _with_jvp(base: type, context, jvp) -> type:
+    """``base`` with a ``jvp``, and a ``setup_context`` that also saves for forward mode."""
+    return type(base.__name__ + "Eager", (base,), {
+        "setup_context": _setup(context, forward_mode=True), "jvp": staticmethod(jvp),
+    })  # fmt: skip
+
+
+def _vjp_context(ctx, inputs) -> tuple[Tensor, ...]:
+    y, g, dim, temperature = inputs
+    ctx.dim, ctx.temperature = dim, temperature
+    return y, g
+
+
+def _rows_context(ctx, inputs, output) -> tuple[Tensor, ...]:
+    ctx.dim, ctx.temperature = inputs[1], inputs[2]
+    return (output,)
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax
+class SoftmaxBackward(torch.autograd.Function):
+    r""":math:`f = y \odot (g - \sum g y) / T`, differentiable in ``y`` and ``g``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(y, g, dim, temperature):
+        return _ops.softmax_backward(y, g, dim, temperature)
+
+    setup_context = _setup(lambda ctx, i, o: _vjp_context(ctx, i))
+
+    @staticmethod
+    def backward(ctx, w):
+        y, g = ctx.saved_tensors
+        d, t = ctx.dim, ctx.temperature
+        gy = (w * (g - (g * y).sum(d, keepdim=True)) - g * (w * y).sum(d, keepdim=True)) / t
+        gg = apply(SoftmaxBackwardEager, SoftmaxBackward, y, w, d, t)
+        return gy, gg, None, None
+
+
+def _softmax_backward_jvp(ctx, ty, tg, _dim, _t):
+    y, g = ctx.saved_tensors
+    d, t = ctx.dim, ctx.temperature
+    out = torch.zeros_like(y)
+    if ty is not None:
+        out = (
+            out + (ty * (g - (g * y).sum(d, keepdim=True)) - y * (g * ty).sum(d, keepdim=True)) / t
+        )
+    if tg is not None:
+        out = out + _ops.softmax_backward(y, tg, d, t)
+    return out
+
+
+SoftmaxBackwardEager = _with_jvp(
+    SoftmaxBackward, lambda ctx, i, o: _vjp_context(ctx, i), _softmax_backward_jvp
+)
+
+
+class Softmax(torch.autograd.Function):
+    r""":math:`y = \operatorname{softmax}(x / T)`; its Jacobian is symmetric, so the vector
+    product in either direction is ``softmax_backward``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, dim, temperature, nan_policy):
+        return _ops.softmax(x, dim, temperature, nan_policy)
+
+    setup_context = _setup(_rows_context)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        gx = apply(SoftmaxBackwardEager, SoftmaxBackward, y, g, ctx.dim, ctx.temperature)
+        return gx, None, None, None
+
+
+def _softmax_jvp(ctx, tx, *_):
+    (y,) = ctx.saved_tensors
+    return _ops.softmax_backward(y, tx, ctx.dim, ctx.temperature)
+
+
+SoftmaxEager = _with_jvp(Softmax, _rows_context, _softmax_jvp)
+
+
+# ---------------------------------------------------------------------------------------------
+# log_softmax
+class LogSoftmaxBackward(torch.autograd.Function):
+    r""":math:`f = (g - e^{y} \sum g) / T` (0 where :math:`y = -\infty`), differentiable in
+    ``y`` and ``g``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(y, g, dim, temperature):
+        return _ops.log_softmax_backward(y, g, dim, temperature)
+
+    setup_context = _setup(lambda ctx, i, o: _vjp_context(ctx, i))
+
+    @staticmethod
+    def backward(ctx, w):
+        y, g = ctx.saved_tensors
+        d, t = ctx.dim, ctx.temperature
+        live = y != -INF
+        p = torch.exp(y)
+        wl = torch.where(live, w, 0.0)
+        total_g = torch.where(live, g, 0.0).sum(d, keepdim=True)
+        gg = torch.where(live, wl - (wl * p).sum(d, keepdim=True), 0.0) / t
+        gy = -wl * p * total_g / t
+        return gy, gg, None, None
+
+
+def _log_softmax_backward_jvp(ctx, ty, tg, _dim, _t):
+    y, g = ctx.saved_tensors
+    d, t = ctx.dim, ctx.temperature
+    live = y != -INF
+    out = torch.zeros_like(y)
+    if ty is not None:
+        total_g = torch.where(live, g, 0.0).sum(d, keepdim=True)
+        out = out - torch.where(live, ty, 0.0) * torch.exp(y) * total_g / t
+    if tg is not None:
+        out = out + _ops.log_softmax_backward(y, tg, d, t)
+    return out
+
+
+LogSoftmaxBackwardEager = _with_jvp(
+    LogSoftmaxBackward, lambda ctx, i, o: _vjp_context(ctx, i), _log_softmax_backward_jvp
+)
+
+
+class LogSoftmax(torch.autograd.Function):
+    r""":math:`y = \log\operatorname{softmax}(x / T)`."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, dim, temperature, nan_policy):
+        return _ops.log_softmax(x, dim, temperature, nan_policy)
+
+    setup_context = _setup(_rows_context)
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        gx = apply(LogSoftmaxBackwardEager, LogSoftmaxBackward, y, g, ctx.dim, ctx.temperature)
+        return gx, None, None, None
+
+
+def _log_softmax_jvp(ctx, tx, *_):
+    (y,) = ctx.saved_tensors
+    d, t = ctx.dim, ctx.temperature
+    live = y != -INF
+    tl = torch.where(live, tx, 0.0)
+    return torch.where(live, tl - (torch.exp(y) * tl).sum(d, keepdim=True), 0.0) / t
+
+
+LogSoftmaxEager = _with_jvp(LogSoftmax, _rows_context, _log_softmax_jvp)
+
+
+# ---------------------------------------------------------------------------------------------
+# logsumexp
+def _probabilities(x: Tensor, lse: Tensor, dims: list[int], keepdim: bool, t: float) -> Tensor:
+    r""":math:`e^{x/T - \mathrm{lse}}` (0 on masked entries and fully masked rows)."""
+    full = lse if keepdim else _unsqueeze(lse, dims, x.ndim)
+    finite = full != -INF
+    return torch.where(finite, torch.exp(x / t - torch.where(finite, full, 0.0)), 0.0)
+
+
+def _unsqueeze(v: Tensor, dims: list[int], ndim: int) -> Tensor:
+    for d in sorted(d % ndim for d in dims):
+        v = v.unsqueeze(d)
+    return v
+
+
+class LogSumExpBackward(torch.autograd.Function):
+    r""":math:`f = g\, p / T` with :math:`p = \operatorname{softmax}(x/T)` over ``dims``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, g, dims, keepdim, temperature):
+        return _ops.logsumexp_backward(x, g, list(dims.values), keepdim, temperature)
+
+    setup_context = _setup(lambda ctx, i, o: _lse_backward_context(ctx, i))
+
+    @staticmethod
+    def backward(ctx, w):
+        x, g = ctx.saved_tensors
+        dims, keep, t = ctx.dims, ctx.keepdim, ctx.temperature
+        lse = apply(LogSumExpEager, LogSumExp, x, ctx.dims_arg, True, t, "propagate")
+        p = _probabilities(x, lse, dims, True, t)
+        wp = (w * p).sum(dims, keepdim=True)
+        gg = wp / t if keep else _squeeze(wp, dims) / t
+        gfull = g if keep else _unsqueeze(g, dims, x.ndim)
+        gx = gfull * (w * p - p * wp) / (t * t)
+        return gx, gg, None, None, None
+
+
+def _squeeze(v: Tensor, dims: list[int]) -> Tensor:
+    for d in sorted((d % v.ndim for d in dims), reverse=True):
+        v = v.squeeze(d)
+    return v
+
+
+def _logsumexp_backward_jvp(ctx, tx, tg, *_):
+    x, g = ctx.saved_tensors
+    dims, keep, t = ctx.dims, ctx.keepdim, ctx.temperature
+    lse = _ops.logsumexp(x, dims, True, t, "propagate")
+    p = _probabilities(x, lse, dims, True, t)
+    out = torch.zeros_like(x)
+    if tx is not None:
+        gfull = g if keep else _unsqueeze(g, dims, x.ndim)
+        out = out + gfull * p * (tx - (p * tx).sum(dims, keepdim=True)) / (t * t)
+    if tg is not None:
+        out = out + _ops.logsumexp_backward(x, tg, dims, keep, t)
+    return out
+
+
+def _lse_backward_context(ctx, inputs) -> tuple[Tensor, ...]:
+    x, g, dims, keepdim, temperature = inputs
+    ctx.dims_arg, ctx.dims, ctx.keepdim, ctx.temperature = (
+        dims,
+        list(dims.values),
+        keepdim,
+        temperature,
+    )
+    return x, g
+
+
+LogSumExpBackwardEager = _with_jvp(
+    LogSumExpBackward, lambda ctx, i, o: _lse_backward_context(ctx, i), _logsumexp_backward_jvp
+)
+
+
+class LogSumExp(torch.autograd.Function):
+    r""":math:`\log\sum_i e^{x_i/T}` over ``dims``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, dims, keepdim, temperature, nan_policy):
+        return _ops.logsumexp(x, list(dims.values), keepdim, temperature, nan_policy)
+
+    setup_context = _setup(lambda ctx, i, o: _lse_context(ctx, i, o))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, _ = ctx.saved_tensors
+        gx = apply(LogSumExpBackwardEager, LogSumExpBackward, x, g, ctx.dims_arg, ctx.keepdim,
+                   ctx.temperature)  # fmt: skip
+        return gx, None, None, None, None
+
+
+def _logsumexp_jvp(ctx, tx, *_):
+    x, lse = ctx.saved_tensors
+    p = _probabilities(x, lse, ctx.dims, ctx.keepdim, ctx.temperature)
+    out = (p * tx).sum(ctx.dims, keepdim=True) / ctx.temperature
+    return out if ctx.keepdim else _squeeze(out, ctx.dims)
+
+
+def _lse_context(ctx, inputs, output) -> tuple[Tensor, ...]:
+    x, dims, keepdim, temperature, _ = inputs
+    ctx.dims_arg, ctx.dims, ctx.keepdim, ctx.temperature = (
+        dims,
+        list(dims.values),
+        keepdim,
+        temperature,
+    )
+    return x, output
+
+
+LogSumExpEager = _with_jvp(LogSumExp, _lse_context, _logsumexp_jvp)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses: the gradient is computed in the forward pass (for a unit upstream gradient).
+def _per_row(g: Tensor, like: Tensor, reduction: str) -> Tensor:
+    """The upstream gradient broadcast over the class dim (dim 1)."""
+    if reduction == "none":
+        return g.unsqueeze(1).to(like.dtype)
+    return g.to(like.dtype)
+
+
+def _softcapped(x: Tensor, softcap: float | None) -> Tensor:
+    # the logits the softmax sees before the temperature; -inf stays masked
+    if softcap is None:
+        return x
+    return torch.where(x == -INF, x, softcap * torch.tanh(x / softcap))
+
+
+def _row_factors(x, target, weight, opts) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(hard, coef, row_w, scale)``: :math:`c_y` per row, the dense coefficients, the z-loss
+    weight per row and d(loss)/d(row loss) for a unit upstream gradient (class dim 1 kept)."""
+    ignore_index, reduction, eps = opts.ignore_index, opts.reduction, opts.label_smoothing
+    normalizer = opts.normalizer
+    n_cls = x.shape[1]
+    shape = [1, n_cls] + [1] * (x.ndim - 2)
+    w = torch.ones(n_cls, dtype=x.dtype, device=x.device) if weight is None else weight.to(x.dtype)
+    w = w.reshape(shape)
+    if target.is_floating_point():
+        tt = (1.0 - eps) * target.to(x.dtype) + eps / n_cls
+        coef = tt * w
+        row_w = torch.ones_like(x[:, :1])
+        hard = torch.zeros_like(row_w)
+        counted = torch.ones_like(row_w, dtype=torch.bool)
+        onehot = torch.zeros_like(x)
+        den = float(x.numel() // max(n_cls, 1))
+    else:
+        counted = (target != ignore_index).unsqueeze(1)
+        y = torch.where(counted[:, 0], target, 0).long()
+        onehot = torch.zeros_like(x).scatter(1, y.unsqueeze(1), 1.0)  # (one_hot reads values)
+        row_w = (onehot * w).sum(1, keepdim=True) * counted
+        hard = (1.0 - eps) * row_w
+        coef = (eps / n_cls) * w * counted if eps else torch.zeros_like(x)
+        den = row_w.sum()
+    if normalizer is not None:
+        den = normalizer
+    if reduction == "mean":
+        scale = counted.to(x.dtype) / den
+        scale = torch.where(torch.as_tensor(den) != 0, scale, 0.0)
+    else:
+        scale = counted.to(x.dtype)
+    return hard * onehot + coef, hard, row_w, scale
+
+
+def _gradient_graph(x, target, weight, opts) -> Tensor:
+    r"""The cross-entropy gradient as differentiable operations:
+    :math:`(\alpha p - c)\,\operatorname{sech}^2(x/\mathrm{cap}) / T` per row, with
+    :math:`\alpha = \sum_j c_j + 2\zeta w\,\mathrm{lse}` and :math:`c_j = c_y [j = y] + a_j`
+    (see :func:`logmax._core.rowstats.grad_coefficients`), times the row's scale. Only its
+    derivatives are used: the value is replaced by the exact fused gradient."""
+    t, cap, zeta = opts.temperature, opts.softcap, opts.z_loss
+    c, hard, row_w, scale = _row_factors(x, target, weight, opts)
+    u = _softcapped(x, cap)
+    p = apply(SoftmaxEager, Softmax, u, 1, t, "propagate")
+    lse = apply(LogSumExpEager, LogSumExp, u, Dims((1,)), True, t, "propagate")
+    lse = torch.where(lse == -INF, 0.0, lse)
+    alpha = c.sum(1, keepdim=True) + 2.0 * zeta * row_w * lse
+    g = (alpha * p - c) * scale / t
+    if cap is not None:
+        g = g * torch.cosh(torch.where(x == -INF, 0.0, x) / cap).pow(-2)
+    return torch.where(x == -INF, 0.0, g)
+
+
+def _ce_args(o: LossOptions) -> tuple[Any, ...]:
+    return (o.ignore_index, o.reduction, o.label_smoothing, o.temperature, o.softcap, o.z_loss,
+            o.nan_policy, o.normalizer)  # fmt: skip
+
+
+class CrossEntropy(torch.autograd.Function):
+    """``(loss, lse, grad)`` of :func:`logmax.torch._ops.cross_entropy`; ``lse`` and ``grad`` carry
+    no gradient. Soft targets that require grad get :math:`(1-\\varepsilon) w_c (-\\log p_c)`
+    times the row's scale."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, target, weight, opts, want_grad):
+        return _ops.cross_entropy(x, target, weight, *_ce_args(opts), want_grad)
+
+    setup_context = _setup(lambda ctx, i, o: _ce_context(ctx, i, o))
+
+    @staticmethod
+    def backward(ctx, g_loss, g_lse, g_grad):
+        x, target, weight, grad = ctx.saved_tensors
+        opts = ctx.opts
+        reduction = opts.reduction
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            gx = grad * _per_row(g_loss, grad, reduction)
+            if torch.is_grad_enabled():  # a graph of the gradient (double backward, torch.func)
+                graph = _gradient_graph(x, target, weight, opts).to(gx.dtype)
+                gx = gx.detach() + (
+                    graph * _per_row(g_loss, graph, reduction)
+                    - (graph * _per_row(g_loss, graph, reduction)).detach()
+                )
+        if ctx.needs_input_grad[1]:
+            gt = _target_grad(x, target, weight, opts) * _per_row(g_loss, x, reduction)
+        return gx, gt, None, None, None
+
+
+def _target_grad(x, target, weight, opts) -> Tensor:
+    r""":math:`\partial \ell / \partial t_c = (1-\varepsilon)\, w_c\,(-\log p_c)` times the
+    row's scale (the z-loss does not depend on the targets)."""
+    eps, t, cap = opts.label_smoothing, opts.temperature, opts.softcap
+    logp = apply(LogSoftmaxEager, LogSoftmax, _softcapped(x, cap), 1, t, "propagate")
+    _, _, _, scale = _row_factors(x, target.detach(), weight, opts)
+    w = 1.0 if weight is None else weight.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+    return ((1.0 - eps) * w * -logp * scale).to(target.dtype)
+
+
+def _cross_entropy_jvp(ctx, tx, tt, _w, _o, _g):
+    x, target, weight, grad = ctx.saved_tensors
+    reduction = ctx.opts.reduction
+    if grad.numel() != x.numel():  # forward mode alone: the gradient was not asked for
+        grad = _ops.cross_entropy(x, target, weight, *_ce_args(ctx.opts), True)[2]
+    parts = []
+    if tx is not None:
+        parts.append(grad * tx)
+    if tt is not None:
+        parts.append(_target_grad(x, target, weight, ctx.opts) * tt)
+    total = sum(parts) if parts else torch.zeros_like(x)
+    loss_t = total.sum(1) if reduction == "none" else total.sum()
+    return loss_t, None, None  # lse and grad carry no derivative
+
+
+def _ce_context(ctx, inputs, output) -> tuple[Tensor, ...]:
+    x, target, weight, opts, _ = inputs
+    ctx.mark_non_differentiable(output[1], output[2])
+    ctx.opts = opts
+    return x, target, weight, output[2]
+
+
+CrossEntropyEager = _with_jvp(CrossEntropy, _ce_context, _cross_entropy_jvp)
+
+
+class NLLLoss(torch.autograd.Function):
+    """``(loss, grad)`` of :func:`logmax.torch._ops.nll_loss`; the loss is linear in the
+    log-probabilities, so its gradient depends on the target and weight only."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logp, target, weight, opts, want_grad):
+        return _ops.nll_loss(logp, target, weight, *_nll_args(opts), want_grad)
+
+    setup_context = _setup(lambda ctx, i, o: _nll_context(ctx, i, o))
+
+    @staticmethod
+    def backward(ctx, g_loss, g_grad):
+        logp, target, weight, grad = ctx.saved_tensors
+        reduction = ctx.opts.reduction
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            gx = grad * _per_row(g_loss, grad, reduction)
+            if torch.is_grad_enabled() and target.is_floating_point() and target.requires_grad:
+                graph = _nll_grad_graph(logp, target, weight, ctx.opts)
+                gx = gx.detach() + (graph - graph.detach()) * _per_row(g_loss, graph, reduction)
+        if ctx.needs_input_grad[1]:
+            gt = _nll_target_grad(logp, target, weight, ctx.opts) * _per_row(
+                g_loss, logp, reduction
+            )
+        return gx, gt, None, None, None
+
+
+def _nll_args(o: LossOptions) -> tuple[Any, ...]:
+    return (o.ignore_index, o.reduction, o.nan_policy, o.normalizer)
+
+
+def _nll_grad_graph(logp, target, weight, opts) -> Tensor:
+    # -w_c t_c times the row's scale: differentiable in the (soft) target
+    c, _, _, scale = _row_factors(logp, target, weight, opts)
+    return -c * scale
+
+
+def _nll_target_grad(logp, target, weight, opts) -> Tensor:
+    _, _, _, scale = _row_factors(logp, target.detach(), weight, opts)
+    w = 1.0 if weight is None else weight.to(logp.dtype).reshape([1, -1] + [1] * (logp.ndim - 2))
+    lp = torch.where(logp == -INF, 0.0, logp)  # 0 * log 0 = 0: no pull on a zero target
+    return (-w * torch.where(target == 0, lp, logp) * scale).to(target.dtype)
+
+
+def _nll_jvp(ctx, tl, tt, _w, _o, _g):
+    logp, target, weight, grad = ctx.saved_tensors
+    reduction = ctx.opts.reduction
+    if grad.numel() != logp.numel():
+        grad = _ops.nll_loss(logp, target, weight, *_nll_args(ctx.opts), True)[1]
+    parts = []
+    if tl is not None:
+        parts.append(grad * tl)
+    if tt is not None:
+        parts.append(_nll_target_grad(logp, target, weight, ctx.opts) * tt)
+    total = sum(parts) if parts else torch.zeros_like(logp)
+    return (total.sum(1) if reduction == "none" else total.sum()), None
+
+
+def _nll_context(ctx, inputs, output) -> tuple[Tensor, ...]:
+    logp, target, weight, opts, _ = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.opts = opts
+    return logp, target, weight, output[1]
+
+
+NLLLossEager = _with_jvp(NLLLoss, _nll_context, _nll_jvp)
