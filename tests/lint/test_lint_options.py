@@ -45,7 +45,7 @@ def project(tmp_path):
 def test_an_unknown_code_is_a_usage_error(project, capsys, option, value):
     code, out, err = run(capsys, option, value, project)
     assert code == 2 and out == ""
-    assert f"argument {option}: unknown rule code" in err
+    assert f"argument {option}: invalid code" in err and "no rule has it" in err
     assert "Traceback" not in err
 
 

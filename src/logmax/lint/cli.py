@@ -31,6 +31,7 @@ import os
 import sys
 from pathlib import Path
 
+from logmax.cli import EXIT_FOUND, EXIT_OK, EXIT_USAGE, add_list_option
 from logmax.lint.config import ConfigError, Finder, known_codes_hint
 from logmax.lint.engine import discover_roots, excluded, fix, lint_sources
 from logmax.lint.output import FORMATS, render
@@ -40,21 +41,12 @@ from logmax.lint.source import Source, read_source, read_stdin
 STDIN = "-"
 
 
-def code_list(value: str) -> list[str]:
-    """``--select``/``--ignore`` values: comma-separated codes or prefixes, each one known."""
-    codes = [c.strip().upper() for c in value.split(",") if c.strip()]
-    unknown = unknown_codes(codes)
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown rule code {unknown[0]!r} ({known_codes_hint()})")
-    return codes
-
-
-def path_list(value: str) -> list[str]:
-    return [p.strip() for p in value.split(",") if p.strip()]
-
-
-def _flat(values: list[list[str]] | None) -> list[str] | None:
-    return None if values is None else [v for group in values for v in group]
+def rule_code(text: str) -> str:
+    """A ``--select``/``--ignore`` value: a rule code or a prefix of codes (``LMX1``)."""
+    code = text.strip().upper()
+    if unknown_codes([code]):
+        raise ValueError(f"no rule has it ({known_codes_hint()})")
+    return code
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,28 +62,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths", nargs="*", metavar="PATH", help="files, folders, notebooks; '-' for stdin"
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--select",
-        action="append",
-        type=code_list,
-        metavar="CODES",
-        help="only these codes or prefixes (LMX1), comma-separated; over the configured codes",
+        "only these codes or prefixes (LMX1); over the configured codes",
+        item=rule_code,
+        what="code",
     )
-    parser.add_argument(
+    add_list_option(
+        parser,
         "--ignore",
-        action="append",
-        type=code_list,
-        metavar="CODES",
-        help="skip these codes or prefixes, comma-separated; added to the configured ones",
+        "skip these codes or prefixes; added to the configured ones",
+        item=rule_code,
+        what="code",
     )
-    parser.add_argument(
-        "--exclude",
-        action="append",
-        type=path_list,
-        default=[],
-        metavar="PATTERNS",
-        help="skip matching paths (names or globs, comma-separated)",
-    )
+    add_list_option(parser, "--exclude", "skip matching paths (names or globs)", what="pattern")
     parser.add_argument("--fix", action="store_true", help="apply the safe rewrites in place")
     parser.add_argument(
         "--diff", action="store_true", help="print the --fix rewrites as a diff, write nothing"
@@ -108,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _error(message: str) -> int:
     print(f"logmax lint: error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in paths if p != STDIN and not os.path.exists(p)]
     for path in missing:
         print(f"logmax lint: {path}: no such file or folder", file=sys.stderr)
-    cli_select, cli_ignore = _flat(args.select), _flat(args.ignore) or []
-    excludes = _flat(args.exclude) or []
+    cli_select, cli_ignore = args.select, args.ignore or []
+    excludes = args.exclude or []
     finder = Finder(isolated=args.isolated)
 
     def codes(path: str) -> tuple[list[str] | None, list[str]]:
@@ -161,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
         if findings or fixed:
             print(summary, file=sys.stderr)
     if missing:
-        return 2
-    return 0 if args.exit_zero or not findings else 1
+        return EXIT_USAGE
+    return EXIT_OK if args.exit_zero or not findings else EXIT_FOUND
 
 
 def _stdin_name(args: argparse.Namespace) -> str:
