@@ -110,3 +110,28 @@ def test_malformed_notebooks_are_not_a_crash(tmp_path, content):
     path = tmp_path / "odd.ipynb"
     path.write_bytes(content.encode("latin-1"))
     assert {f.code for f in check(read_source(path))} <= {"LMX000"}
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        # a statement continued on a line starting with %, after a backslash or inside brackets
+        "print('epoch %d loss %.3f' \\\n      % (epoch, loss))",
+        "print('Epoch: %03d/%03d'\n      %(epoch+1, num_epochs))",
+        "text = '''\n%not a magic\n'''",
+        # IPython help, with a comment or a wildcard, and shell commands continued
+        "torch.Tensor?\n??F.softmax\nnp.*cos*?  # search\ntorch.nn.Module.forward??",
+        "!pip install torch \\\n    torchvision\n%time x = 1",
+    ],
+)
+def test_ipython_lines_are_blanked_only_where_a_statement_starts(notebook, cell):
+    path = notebook([("code", "import torch\nimport numpy as np"), ("code", cell),
+                     ("code", "y = torch.log(torch.softmax(x, dim=1))")])  # fmt: skip
+    assert [(f.cell, f.code) for f in check(read_source(path))] == [(3, "LMX103")]
+
+
+def test_a_percent_continuation_is_linted_as_the_statement_it_continues(notebook):
+    path = notebook(
+        [("code", "import torch\nprint('log p %s' \\\n      % torch.log(torch.softmax(x, 1)))")]
+    )
+    assert [(f.line, f.code) for f in check(read_source(path))] == [(3, "LMX103")]

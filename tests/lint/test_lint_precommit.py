@@ -26,6 +26,7 @@ def test_hooks_run_logmax_lint_on_python_and_notebooks():
         assert hook["language"] == "python"
         assert set(hook["types_or"]) == {"python", "jupyter"}
         assert options in ([], ["--fix"])
+        assert hook["require_serial"] is True  # staged modules are checked together
 
 
 def test_the_hook_command_on_staged_files(tmp_path, capsys):

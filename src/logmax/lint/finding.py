@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from logmax.lint.rules import RULES
-
 
 @dataclass(frozen=True)
 class Edit:
@@ -49,6 +47,8 @@ class Finding:
 
     @property
     def rule(self):
+        from logmax.lint.rules import RULES  # the rules' modules use findings' edits
+
         return RULES[self.code]
 
     @property
@@ -58,7 +58,7 @@ class Finding:
 
     @property
     def hint(self) -> str:
-        return self.fix_hint or RULES[self.code].fix
+        return self.fix_hint or self.rule.fix
 
     def text(self) -> str:
         """The flake8-style line ``path:line:col: CODE message (fix: ...)``."""
