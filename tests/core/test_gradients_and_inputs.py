@@ -123,4 +123,3 @@ def test_non_contiguous_and_negative_stride_inputs():
     view = x[::-2, 1::2]
     np.testing.assert_array_equal(logmax.log_softmax(view), logmax.log_softmax(view.copy()))
     np.testing.assert_array_equal(logmax.softmax(x.T, axis=0), logmax.softmax(x, axis=1).T)
-

@@ -142,4 +142,3 @@ def test_softmax_family_paths_agree(case):
         scale = float((torch.nan_to_num(y_b.exp() if name == "log_softmax" else y_b).abs()
                        * upstream.abs()).max())  # fmt: skip
         _assert_agree(grad_a, grad_b, scale=scale, ulps=2)
-
