@@ -33,13 +33,13 @@ import math
 import numpy as np
 from numba import njit
 
+from logmax.kernels.cpu._algebra import dd_div, exp_dd, log1p_dd, scale2, two_sum
 from logmax.kernels.cpu._halves import narrow
 from logmax.kernels.cpu._rows import (
     BAD,
     CHUNK,
     MASKED,
     _shifted,
-    inverse_dd,
     row_max32,
     row_max64,
     row_sum_dd,
@@ -47,7 +47,7 @@ from logmax.kernels.cpu._rows import (
     row_sum_t32,
     widen_row,
 )
-from logmax.kernels.cpu._scalar import FM, exp_dd, exp_f64, fma, log1p_dd, two_sum
+from logmax.kernels.cpu._scalar import FM, exp_f64, fma
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -357,18 +357,18 @@ def cross_entropy_dd(
             _fill(g, 0.0)
             continue
         den_hi, den_lo = two_sum(1.0, s_hi)
-        inv_hi, inv_lo = inverse_dd(den_hi, den_lo + s_lo)
+        inv_hi, inv_lo = dd_div(1.0, 0.0, den_hi, den_lo + s_lo)
         # g_j = c p_j with c = w_y * scale and p_j = e_j / (1 + s), both double-doubles: one
         # rounding at the end (hard labels, no smoothing or z-loss: the only case sent here)
         c_hi = row_w * sc
         c_lo = fma(row_w, sc, -c_hi) + row_w * sc_lo
         for j in range(n_cls):
             d_hi, d_lo = two_sum(z[j], -m)
-            e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
+            e_hi, e_lo, k = exp_dd(d_hi, d_lo)
             p_hi = e_hi * inv_hi
             p_lo = fma(e_hi, inv_hi, -p_hi) + (e_lo * inv_hi + e_hi * inv_lo)
             gj = c_hi * p_hi + (c_hi * p_lo + c_lo * p_hi)
-            g[j] = (gj * s1) * s2 if d_hi > -np.inf else 0.0
+            g[j] = scale2(gj, k) if d_hi > -np.inf else 0.0
         if z[y] > -np.inf:
             # 1 - p_y = (s + 1 - e_y) / (1 + s) without cancellation; s / (1 + s) at the max
             if z[y] == m:
@@ -376,9 +376,9 @@ def cross_entropy_dd(
                 n_lo = s_lo
             else:
                 d_hi, d_lo = two_sum(z[y], -m)
-                e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
-                n_hi, err = two_sum(s_hi, -((e_hi * s1) * s2))
-                n_lo = err + (s_lo - (e_lo * s1) * s2)
+                e_hi, e_lo, k = exp_dd(d_hi, d_lo)
+                n_hi, err = two_sum(s_hi, -scale2(e_hi, k))
+                n_lo = err + (s_lo - scale2(e_lo, k))
                 n_hi, err = two_sum(n_hi, 1.0)
                 n_lo = n_lo + err
             q_hi = n_hi * inv_hi

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from logmax.kernels.cpu._algebra import dd_div, exp_dd, log1p_dd, scale2, two_sum
 from logmax.kernels.cpu._halves import BF16, bf16_to_f32, f16_to_f32, narrow
 from logmax.kernels.cpu._scalar import (
     FM,
@@ -38,16 +39,12 @@ from logmax.kernels.cpu._scalar import (
     KEY32_POS_INF,
     KEY64_NEG_INF,
     KEY64_POS_INF,
-    exp_dd,
     exp_f64,
     f64_as_i64,
     float_key32,
     float_key64,
-    fma,
     i32_as_f32,
     i64_as_f64,
-    log1p_dd,
-    two_sum,
 )
 
 OK = 0
@@ -116,11 +113,11 @@ def _terms_dd(row, m, j0, j1, hi, lo, base):
     ties = 0
     for j in range(j0, j1):
         d_hi, d_lo = two_sum(row[j], -m)
-        e_hi, e_lo, s1, s2 = exp_dd(d_hi, d_lo)
+        e_hi, e_lo, k = exp_dd(d_hi, d_lo)
         keep = d_hi < 0.0
-        h = (e_hi * s1) * s2 if keep else 0.0
+        h = scale2(e_hi, k) if keep else 0.0
         hi[j - base] = h
-        lo[j - base] = (e_lo * s1) * s2 if keep else 0.0
+        lo[j - base] = scale2(e_lo, k) if keep else 0.0
         b = f64_as_i64(h)
         top = b if b > top else top
         ties += 1 if d_hi == 0.0 else 0
@@ -187,14 +184,6 @@ def row_sum_dd(row, m, hi, lo, base):
     s_hi, err = two_sum(s_hi, np.float64(ties - 1))  # ties beyond the first count 1 each
     s_lo += err
     return two_sum(s_hi, s_lo)
-
-
-@njit(fastmath=FM, cache=True, error_model="numpy")
-def inverse_dd(d_hi, d_lo):
-    """``1 / (d_hi + d_lo)`` as a double-double (one Newton step on the residual)."""
-    inv = 1.0 / d_hi
-    resid = fma(-inv, d_hi, 1.0) - inv * d_lo
-    return inv, resid * inv
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +353,7 @@ def softmax_dd(x, out, r0, r1):
             continue
         s_hi, s_lo = row_sum_dd(row, m, o, lo, 0)  # the terms e^(x - m) stay in o and lo
         den_hi, den_lo = two_sum(1.0, s_hi)
-        inv_hi, inv_lo = inverse_dd(den_hi, den_lo + s_lo)
+        inv_hi, inv_lo = dd_div(1.0, 0.0, den_hi, den_lo + s_lo)
         for j in range(row.shape[0]):
             if row[j] == m:
                 o[j] = inv_hi + inv_lo  # the maximum's own term, e^0 = 1 (stored as 0)
