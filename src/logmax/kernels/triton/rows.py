@@ -76,12 +76,21 @@ def from_rows(y2: torch.Tensor, moved_shape: tuple[int, ...], axis: int) -> torc
 # ---------------------------------------------------------------------------------------------
 # Device functions.
 @device
+def as_work(v, W: tl.constexpr):
+    """A float argument of a kernel in the work dtype (the interpreter passes a Python float)."""
+    if isinstance(v, float):
+        return tl.full([], v, W)
+    else:
+        return v.to(W)
+
+
+@device
 def temperature(t_arg, T_ONE: tl.constexpr, W: tl.constexpr):
     """The temperature in the work dtype; a constant 1 when it is 1 (the divisions fold)."""
     if T_ONE:
         return tl.full([], 1.0, W)
     else:
-        return t_arg.to(W)
+        return as_work(t_arg, W)
 
 
 @device
@@ -151,7 +160,7 @@ def lse_accurate(row, n, t_arg, T_ONE: tl.constexpr, SOFTCAP: tl.constexpr, cap,
         cols = col0 + idx
         x = tl.load(row + cols, mask=cols < n, other=-INF).to(tl.float64)
         if SOFTCAP:
-            u_hi, u_lo = accurate.softcap(x, cap.to(tl.float64))
+            u_hi, u_lo = accurate.softcap(x, as_work(cap, tl.float64))
         else:
             u_hi = tl.where(x == INF, NAN, x)
             u_lo = tl.full(x.shape, 0.0, x.dtype)
