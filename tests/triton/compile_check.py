@@ -84,7 +84,7 @@ def main(everything: bool) -> None:
     for fn, types, consts in variants(everything):
         t0 = time.time()
         src = ASTSource(fn=fn, signature=_signature(fn, types, consts), constexprs=consts)
-        kernel = triton_compile(src, target=TARGET, options={"num_warps": 8})
+        kernel = triton_compile(src, target=TARGET, options={"num_warps": 8, "enable_fp_fusion": True})
         assert "cubin" in kernel.asm
         flags = ",".join(f"{k}={getattr(v, 'name', v)}" for k, v in consts.items())
         print(f"compiled {fn.fn.__name__}[{flags}] for sm_90 in {time.time() - t0:.1f}s")

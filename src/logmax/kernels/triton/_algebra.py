@@ -28,8 +28,11 @@ Two profiles, two namespaces (modules, so their functions get distinct mangled n
   the rows whose logsumexp cancels are computed again with it.
 
 ``two_prod`` is one ``fma`` (exact on the GPU and in Triton 3.9's interpreter, which rounds its
-``fma`` once). FP fusion (Triton's default contraction of ``a * b + c``) is safe for this
-source: no error-free transformation here multiplies, so a contraction only removes roundings.
+``fma`` once). The launches ask for FP fusion (the contraction of ``a * b + c`` into an ``fma``,
+Triton's default until 3.10) explicitly: it is safe for this source -- no error-free
+transformation here multiplies, so a contraction only removes roundings -- and the interpreter
+does not contract (its results may differ from the GPU's in the last bits of the work dtype,
+far below the outputs' ULP).
 """
 
 from __future__ import annotations
@@ -175,11 +178,9 @@ def _profile(name: str, **overrides: object) -> types.ModuleType:
     prims: dict[str, object] = dict(
         where=where, exp=exp, log1p=log1p, rint=rint, pow2=pow2, two_prod=two_prod, abs=fabs
     )
-    if not interpreting():
-        prims["range"] = tl.static_range
-    specialise.specialise(
-        [ddarith, rowstats, _softcap], into=ns, wrap=device, **_constants(), **prims, **overrides
-    )
+    if not interpreting():  # (the interpreter runs Python, where the plain values serve)
+        prims.update(_constants(), range=tl.static_range)
+    specialise.specialise([ddarith, rowstats, _softcap], into=ns, wrap=device, **prims, **overrides)
     return module
 
 

@@ -340,7 +340,7 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
             g.stride(0), t, cap, 1.0 - eps, eps / n, float(opts.z_loss), **_options(opts),
             COEF=mode, GRAD=grad is not None, WANT_LSE=bool(want_lse),
             W=_rows.tl_dtype(work), BITS=_rows._bits(x.dtype, work), BLOCK=block,
-            ACC_BLOCK=acc_block, num_warps=warps,
+            ACC_BLOCK=acc_block, num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
     loss = array.reduce_rows(ops, loss_rows, den, opts)
     if opts.reduction == "none":
@@ -383,7 +383,8 @@ def ce_block(x2: torch.Tensor, lr: array.LossRows, opts: LossOptions, col0: int 
         t, cap = _float_args(opts)
         _block_stats_kernel[(n_rows,)](
             x2, x2.stride(0), n, col0, lr.y.contiguous(), coef, stride_coef, out, k, t, cap,
-            **_options(opts), COEF=mode, W=_rows.tl_dtype(work), BLOCK=block, num_warps=warps,
+            **_options(opts), COEF=mode, W=_rows.tl_dtype(work), BLOCK=block,
+            num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
     m, s_hi, s_lo, bad, uy, has_y, a_rest, a_k, ad_hi, ad_lo = out.unbind(0)
     zero = torch.zeros_like(m)
@@ -421,6 +422,7 @@ def ce_block_grad(x2: torch.Tensor, st: blocks.Stats, fin: array.Finished, lr: a
             x2, x2.stride(0), n, col0, g, g.stride(0), lr.y.contiguous(),
             lr.counted.to(torch.int8), hard.contiguous(), coef, stride_coef, table.contiguous(),
             st.k.contiguous(), scale.to(work).contiguous(), t, cap, **_options(opts), COEF=mode,
-            W=_rows.tl_dtype(work), BLOCK=block, num_warps=warps,
+            W=_rows.tl_dtype(work), BLOCK=block,
+            num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
     return g

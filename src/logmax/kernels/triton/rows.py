@@ -284,7 +284,7 @@ def rows_op(op: int, x: torch.Tensor, axis: int, temperature: float,
         _rows_kernel[(n_rows,)](
             x2, out, g2, n, x2.stride(0), 1 if reduced else out.stride(0), float(temperature),
             OP=op, T_ONE=temperature == 1.0, W=tl_dtype(work), BITS=_bits(x.dtype, work),
-            BLOCK=block, ACC_BLOCK=acc_block, num_warps=warps,
+            BLOCK=block, ACC_BLOCK=acc_block, num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
     if reduced:
         return out.reshape(moved[:-1])
@@ -302,6 +302,7 @@ def vjp(log: bool, y: torch.Tensor, g: torch.Tensor, axis: int, temperature: flo
         block, _acc, warps = launch_config(n, work)
         _vjp_kernel[(n_rows,)](
             y2, g2, out, n, y2.stride(0), g2.stride(0), out.stride(0), float(temperature),
-            LOG=log, T_ONE=temperature == 1.0, W=tl_dtype(work), BLOCK=block, num_warps=warps,
+            LOG=log, T_ONE=temperature == 1.0, W=tl_dtype(work), BLOCK=block,
+            num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
     return from_rows(out, moved, axis)
