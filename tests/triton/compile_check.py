@@ -6,8 +6,11 @@ which the interpreter never sees. Run as ``python compile_check.py [all]`` with
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 assert os.environ.get("TRITON_INTERPRET", "0") in ("", "0"), "unset TRITON_INTERPRET"
 
@@ -52,7 +55,7 @@ def variants(everything: bool):
                     coef_ptr=fp, tgt_ptr=bf, w_ptr=fp, scale_ptr=fp, loss_ptr=fp, lse_ptr=fp,
                     g_ptr=bf)  # fmt: skip
     yield ce._ce_kernel, ce_types, dict(T_ONE=False, SOFTCAP=True, COEF=ce.TABLE, GRAD=True,
-                                        WANT_LSE=True, W=f32, BITS=8, BLOCK=4096,
+                                        WANT_LSE=True, W=f32, BITS=8, BLOCK=2048,
                                         ACC_BLOCK=256)  # fmt: skip
     if not everything:
         return
@@ -64,7 +67,7 @@ def variants(everything: bool):
     f32_ce.update(row_w_ptr="*fp64", hard_ptr="*fp64", coef_ptr="*fp64", w_ptr="*fp64",
                   scale_ptr="*fp64", loss_ptr="*fp64", lse_ptr="*fp64")  # fmt: skip
     yield ce._ce_kernel, f32_ce, dict(T_ONE=False, SOFTCAP=True, COEF=ce.TABLE, GRAD=True,
-                                      WANT_LSE=True, W=f64, BITS=17, BLOCK=2048,
+                                      WANT_LSE=True, W=f64, BITS=17, BLOCK=1024,
                                       ACC_BLOCK=256)  # fmt: skip
     yield (
         rows._vjp_kernel,
@@ -73,21 +76,43 @@ def variants(everything: bool):
     )
     yield ce._block_stats_kernel, dict(x_ptr=bf, y_ptr="*i64", coef_ptr=fp, out_ptr=fp,
                                        k_ptr="*i64"), dict(
-        T_ONE=True, SOFTCAP=True, COEF=ce.TABLE, W=f32, BLOCK=4096)  # fmt: skip
+        T_ONE=True, SOFTCAP=True, COEF=ce.TABLE, W=f32, BLOCK=2048)  # fmt: skip
     yield ce._block_grad_kernel, dict(x_ptr=bf, g_ptr=bf, y_ptr="*i64", counted_ptr="*i8",
                                       hard_ptr=fp, coef_ptr=fp, st_ptr=fp, k_ptr="*i64",
                                       scale_ptr=fp), dict(
-        T_ONE=False, SOFTCAP=True, COEF=ce.TABLE, W=f32, BLOCK=4096)  # fmt: skip
+        T_ONE=False, SOFTCAP=True, COEF=ce.TABLE, W=f32, BLOCK=2048)  # fmt: skip
+
+
+def _registers(ptx: str) -> str:
+    """ptxas's register and spill report for the kernel (the ptxas Triton ships), or ''."""
+    import triton
+
+    ptxas = Path(triton.__file__).parent / "backends/nvidia/bin/ptxas-blackwell"
+    if not ptxas.exists():
+        return ""
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(ptx)
+    try:
+        out = subprocess.run([str(ptxas), "-v", "--gpu-name=sm_90a", f.name, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    info = [ln.split("info    : ")[-1] for ln in out.stderr.splitlines() if "registers" in ln]
+    spills = [ln.split("info    : ")[-1] for ln in out.stderr.splitlines() if "spill" in ln]
+    return "; ".join((info + spills)[-2:])
 
 
 def main(everything: bool) -> None:
     for fn, types, consts in variants(everything):
         t0 = time.time()
         src = ASTSource(fn=fn, signature=_signature(fn, types, consts), constexprs=consts)
-        kernel = triton_compile(src, target=TARGET, options={"num_warps": 8, "enable_fp_fusion": True})
+        kernel = triton_compile(
+            src, target=TARGET, options={"num_warps": 8, "enable_fp_fusion": True}
+        )
         assert "cubin" in kernel.asm
         flags = ",".join(f"{k}={getattr(v, 'name', v)}" for k, v in consts.items())
-        print(f"compiled {fn.fn.__name__}[{flags}] for sm_90 in {time.time() - t0:.1f}s")
+        regs = _registers(kernel.asm["ptx"]) if everything else ""
+        print(f"compiled {fn.fn.__name__}[{flags}] for sm_90 in {time.time() - t0:.1f}s {regs}")
 
 
 if __name__ == "__main__":

@@ -330,7 +330,7 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
     loss_rows = torch.empty(n_rows, dtype=work, device=x.device)
     lse = torch.empty(n_rows, dtype=work, device=x.device)
     if n_rows:
-        block, acc_block, warps = launch_config(n, work)
+        block, acc_block, warps = launch_config(n, work, opts.softcap is not None)
         t, cap = _float_args(opts)
         g = grad if grad is not None else x2
         _ce_kernel[(n_rows,)](
@@ -379,7 +379,7 @@ def ce_block(x2: torch.Tensor, lr: array.LossRows, opts: LossOptions, col0: int 
     out = torch.zeros((10, n_rows), dtype=work, device=x2.device)
     k = torch.zeros(n_rows, dtype=torch.int64, device=x2.device)
     if n_rows and n:
-        block, _acc, warps = launch_config(n, work)
+        block, _acc, warps = launch_config(n, work, opts.softcap is not None)
         t, cap = _float_args(opts)
         _block_stats_kernel[(n_rows,)](
             x2, x2.stride(0), n, col0, lr.y.contiguous(), coef, stride_coef, out, k, t, cap,
@@ -415,7 +415,7 @@ def ce_block_grad(x2: torch.Tensor, st: blocks.Stats, fin: array.Finished, lr: a
     table = torch.stack([torch.as_tensor(p).to(device=x2.device, dtype=work).expand(n_rows)
                          for p in parts])  # fmt: skip
     if n_rows and n:
-        block, _acc, warps = launch_config(n, work)
+        block, _acc, warps = launch_config(n, work, opts.softcap is not None)
         t, cap = _float_args(opts)
         hard = torch.as_tensor(lr.hard, dtype=work, device=x2.device).expand(n_rows)
         _block_grad_kernel[(n_rows,)](

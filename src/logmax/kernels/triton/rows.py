@@ -48,14 +48,18 @@ def tl_dtype(dtype: torch.dtype):
     return {torch.float32: tl.float32, torch.float64: tl.float64}[dtype]
 
 
-def launch_config(n_cols: int, work: torch.dtype) -> tuple[int, int, int]:
+def launch_config(n_cols: int, work: torch.dtype, heavy: bool = False) -> tuple[int, int, int]:
     """``(BLOCK, ACC_BLOCK, num_warps)`` for rows of ``n_cols``: one configuration, no
     autotuning (no benchmarking launches, nothing that breaks CUDA-graph capture). ``ACC_BLOCK``
-    is the block of the rare double-double pass: one entry per thread keeps its code small."""
+    is the block of the rare double-double pass: one entry per thread keeps its code small.
+    ``heavy`` (the softcap's double-word ``tanh`` per entry): half the block, which keeps the
+    cross-entropy kernel within the registers on sm_90 (ptxas: no spills; see
+    ``tests/triton/compile_check.py``)."""
     if _algebra.interpreting():
         block = max(16, min(triton.next_power_of_2(max(n_cols, 1)), INTERPRETER_BLOCK))
         return block, block, 1
-    block = max(16, min(triton.next_power_of_2(max(n_cols, 1)), GPU_BLOCK[work]))
+    cap = GPU_BLOCK[work] // (2 if heavy else 1)
+    block = max(16, min(triton.next_power_of_2(max(n_cols, 1)), cap))
     warps = 4 if block <= 1024 else (8 if block <= 4096 else 16)
     return block, min(block, 32 * warps), warps
 
