@@ -51,8 +51,9 @@ def variants(everything: bool):
         dict(x_ptr=fp, out_ptr=fp, g_ptr=fp),
         dict(OP=2, T_ONE=False, W=f64, BITS=17, BLOCK=2048, ACC_BLOCK=256),
     )
-    ce_types = dict(x_ptr=bf, y_ptr="*i64", counted_ptr="*i8", row_w_ptr=fp, hard_ptr=fp,
-                    coef_ptr=fp, tgt_ptr=bf, w_ptr=fp, scale_ptr=fp, loss_ptr=fp, lse_ptr=fp,
+    ce_types = dict(x_ptr=bf, label_ptr="*i64", y_ptr="*i64", counted_ptr="*i8", row_w_ptr=fp,
+                    hard_ptr=fp, coef_ptr=fp, tgt_ptr=bf, w_ptr=fp, scale_ptr=fp, loss_ptr=fp,
+                    lse_ptr=fp,
                     g_ptr=bf)  # fmt: skip
     yield ce._ce_kernel, ce_types, dict(T_ONE=False, SOFTCAP=True, COEF=ce.TABLE, GRAD=True,
                                         WANT_LSE=True, W=f32, BITS=8, BLOCK=2048,

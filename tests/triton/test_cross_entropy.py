@@ -187,3 +187,17 @@ def test_vocabulary_blocks_agree_with_the_fused_kernel(forced, gen, dtype, case)
     assert ulps(loss.to(dtype), fused_loss.double()) <= 1.0
     assert ulps(grad, fused_grad.double()) <= 1.0
     assert torch.allclose((fin.lse_hi + fin.lse_lo), fused_lse, rtol=1e-6, atol=1e-6)
+
+
+def test_a_wrong_label_past_the_frontend_gives_nan_and_is_recorded(gen):
+    # the frontend raises first (tests/torch); the kernel itself never reads out of bounds
+    x, t, w = _case(torch.float32, gen)
+    t[3] = C + 5
+    t[5] = -7
+    loss, _, grad = tce.cross_entropy(x, 1, t, False, None, LossOptions.make(reduction="none"),
+                                      torch.ones(x.shape[0]))  # fmt: skip
+    assert int(tce.LABEL_CHECK.first_wrong_row[0]) == 3
+    assert math.isnan(float(loss[3])) and math.isnan(float(loss[5]))
+    assert bool(grad[3].isnan().all()) and not bool(loss[[0, 1, 2, 4]].isnan().any())
+    with pytest.raises(ValueError, match=r"target\[3\] = 45"):
+        lt.cross_entropy(x, t)  # (forced or not: the host check of the frontend)

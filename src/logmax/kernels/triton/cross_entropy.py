@@ -45,6 +45,16 @@ from logmax.kernels.triton.rows import (
     temperature,
 )
 
+
+class LABEL_CHECK:  # noqa: N801 (a namespace)
+    """After :func:`cross_entropy`: ``first_wrong_row``, a device tensor ``(1,)`` holding the first
+    row whose (counted) label is outside ``[0, C)``, or the row count when there is none -- the
+    kernel gives such rows a NaN loss and gradient instead of reading out of bounds. Reading it
+    is the caller's (deferred) host synchronisation; the kernel launch has none."""
+
+    first_wrong_row: torch.Tensor | None = None
+
+
 # Where the dense coefficients a_c come from (the constexpr COEF).
 NO_COEF, TABLE, SOFT = 0, 1, 2
 
@@ -167,8 +177,9 @@ def ce_grad(row, g_row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_ro
 @triton.jit
 def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef_ptr,
                stride_coef, tgt_ptr, stride_tgt, w_ptr, scale_ptr, loss_ptr, lse_ptr, g_ptr,
-               stride_g, t_arg: tl.float64, cap_arg: tl.float64, one_m_eps_arg: tl.float64,
-               eps_c_arg: tl.float64, zeta_arg: tl.float64, T_ONE: tl.constexpr,
+               stride_g, label_ptr, t_arg: tl.float64, cap_arg: tl.float64,
+               one_m_eps_arg: tl.float64, eps_c_arg: tl.float64, zeta_arg: tl.float64,
+               T_ONE: tl.constexpr,
                SOFTCAP: tl.constexpr, COEF: tl.constexpr, GRAD: tl.constexpr,
                WANT_LSE: tl.constexpr, W: tl.constexpr, BITS: tl.constexpr, BLOCK: tl.constexpr,
                ACC_BLOCK: tl.constexpr):  # fmt: skip
@@ -185,6 +196,11 @@ def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef
     counted = tl.load(counted_ptr + r) != 0
     row_w = tl.load(row_w_ptr + r).to(W)
     hard = tl.load(hard_ptr + r).to(W)
+    # a label outside [0, C) (the frontend checks them first; this guards the memory and the
+    # loss where that check was skipped): NaN row, first such row recorded in label_ptr
+    wrong = counted & ((y < 0) | (y >= n))
+    tl.atomic_min(label_ptr, r, mask=wrong)
+    y = tl.where(wrong, 0, y)
     zero = tl.full([], 0.0, W)
     # phase 1
     m, k, s_hi, s_lo, bad, a_rest, a_k, ad_hi, ad_lo = ce_stats(
@@ -199,7 +215,7 @@ def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef
     loss_hi, loss_lo = plain.loss_row(
         hard, dy_hi, dy_lo, y >= 0, a_tot, ad_hi, ad_lo, l_hi, l_lo, zeta, row_w, lse_hi, lse_lo
     )
-    loss = tl.where(counted, tl.where(bad, NAN, loss_hi + loss_lo), 0.0)
+    loss = tl.where(counted, tl.where(bad | wrong, NAN, loss_hi + loss_lo), 0.0)
     tl.store(loss_ptr + r, loss)
     lse_v = lse_hi + lse_lo
     if WANT_LSE:  # noqa: SIM102 (a static branch around a dynamic one)
@@ -215,7 +231,7 @@ def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef
         sc = tl.load(scale_ptr + r).to(W) / t
         ce_grad(
             row, g_ptr + r * stride_g, n, 0, t, cap, SOFTCAP, coef_row, tgt_row, w_ptr,
-            one_m_eps, eps_c, COEF, y, hard, counted, bad, sh, sl, k, alpha_hi, alpha_lo,
+            one_m_eps, eps_c, COEF, y, hard, counted, bad | wrong, sh, sl, k, alpha_hi, alpha_lo,
             top_hi, top_lo, c_k, s_hi, s_lo, inv_hi, inv_lo, sc, W, BLOCK,
         )  # fmt: skip
 
@@ -310,8 +326,15 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
     batch = moved[:-1]
     eps = opts.label_smoothing
     w_cls = array.mean_weights(ops, ops.class_weights(weight, n, x2), soft, opts)
-    tgt2 = _rows.as_rows(target, axis)[0] if soft else target
-    counted, y, row_w = array.counted_rows(ops, tgt2, soft, w_cls, opts, x2)
+    tgt2 = _rows.as_rows(target, axis)[0] if soft else target.reshape(-1).long()
+    if soft:
+        counted, y, row_w = array.counted_rows(ops, tgt2, soft, w_cls, opts, x2)
+    else:  # a wrong label reaches the kernel (which flags it) but not the gather of its weight
+        wrong = (tgt2 != opts.ignore_index) & ((tgt2 < 0) | (tgt2 >= n))
+        counted, y, row_w = array.counted_rows(
+            ops, torch.where(wrong, 0, tgt2), soft, w_cls, opts, x2
+        )
+        y = torch.where(wrong, tgt2, y)
     hard = 0.0 * row_w if soft else (1.0 - eps) * row_w  # as array.loss_rows
     den = array.denominator(ops, row_w, soft, opts)
     if soft:
@@ -328,6 +351,7 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
         in_place = in_place and axis == x.ndim - 1
         grad = x2 if in_place else torch.empty_like(x2)
     loss_rows = torch.empty(n_rows, dtype=work, device=x.device)
+    LABEL_CHECK.first_wrong_row = torch.full((1,), n_rows, dtype=torch.int64, device=x.device)
     lse = torch.empty(n_rows, dtype=work, device=x.device)
     if n_rows:
         block, acc_block, warps = launch_config(n, work, opts.softcap is not None)
@@ -337,7 +361,8 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
             x2, x2.stride(0), n, y.contiguous(), counted.to(torch.int8), row_w.contiguous(),
             hard.contiguous(), coef, stride_coef, tgt2 if soft else x2,
             tgt2.stride(0) if soft else 0, w_cls.contiguous(), scale, loss_rows, lse, g,
-            g.stride(0), t, cap, 1.0 - eps, eps / n, float(opts.z_loss), **_options(opts),
+            g.stride(0), LABEL_CHECK.first_wrong_row, t, cap, 1.0 - eps, eps / n,
+            float(opts.z_loss), **_options(opts),
             COEF=mode, GRAD=grad is not None, WANT_LSE=bool(want_lse),
             W=_rows.tl_dtype(work), BITS=_rows._bits(x.dtype, work), BLOCK=block,
             ACC_BLOCK=acc_block, num_warps=warps, enable_fp_fusion=True,
