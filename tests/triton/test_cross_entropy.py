@@ -92,15 +92,17 @@ def test_loss_gradient_and_lse_within_one_ulp(forced, small_blocks, gen, dtype, 
     assert leaf.grad[1, 3] == 0.0  # masked entry
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "normalizer"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_reductions_match_the_torch_backend(forced, gen, dtype, reduction, monkeypatch):
     x, t, w = _case(dtype, gen)
+    kw = {"reduction": "mean", "normalizer": 7.0} if reduction == "normalizer" else {
+        "reduction": reduction}  # fmt: skip
     out = {}
     for backend in ("triton", "torch"):
         monkeypatch.setenv("LOGMAX_BACKEND", backend)
         leaf = x.clone().requires_grad_()
-        loss = lt.cross_entropy(leaf, t, w, reduction=reduction, label_smoothing=0.1)
+        loss = lt.cross_entropy(leaf, t, w, label_smoothing=0.1, **kw)
         loss.backward()
         out[backend] = (loss, leaf.grad)
     assert ulps(out["triton"][0], out["torch"][0].double()) <= 0.5

@@ -346,7 +346,9 @@ def cross_entropy(x, axis, target, soft, weight, opts: LossOptions, grad_output,
     grad = None
     scale = row_w
     if grad_output is not None:
-        scale = array.row_scale(ops, grad_output, den, counted, opts, n_rows).contiguous()
+        # on the device: TorchOps.work_rows would make a CPU tensor of a Python float
+        go = torch.as_tensor(grad_output, dtype=work, device=x.device)
+        scale = array.row_scale(ops, go, den, counted, opts, n_rows).contiguous()
         in_place = inplace_backward and x2.data_ptr() == x.data_ptr() and x.is_contiguous()
         in_place = in_place and axis == x.ndim - 1
         grad = x2 if in_place else torch.empty_like(x2)
