@@ -33,7 +33,9 @@ def test_kernels_compile_for_sm90_without_a_gpu(tmp_path):
 @pytest.mark.slow
 def test_every_kernel_variant_compiles_for_sm90(tmp_path):
     os.environ["TRITON_CACHE_DIR"] = str(tmp_path)
-    out = _run([str(ROOT / "tests/triton_backend/compile_check.py"), "all"], interpret=False, timeout=600)
+    out = _run(
+        [str(ROOT / "tests/triton_backend/compile_check.py"), "all"], interpret=False, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("for sm_90") == 9
 

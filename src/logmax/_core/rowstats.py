@@ -60,12 +60,44 @@ from logmax._core.ddarith import (
     exp_dd_accurate,
     log1p_dd,
     scale2,
+    sech2_dd,
+    tanh_dd,
     two_sum,
     where,
 )
 
 INF = float("inf")
 NAN = float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# The input transform: the softcap.
+def softcap(x, cap):
+    r"""``(u_hi, u_lo)``: :math:`c \tanh(x / c)` as a double-double. NaN stays NaN, ``+inf``
+    becomes ``c`` (the limit), ``-inf`` stays ``-inf`` (masked: ``c tanh(-inf)`` would unmask it
+    as ``-c``)."""
+    bad = x != x
+    q_hi, q_lo = dd_div_d(x, 0.0 * x, cap)
+    q_lo = where(bad | (abs(x) == INF), 0.0, q_lo)
+    t_hi, t_lo = tanh_dd(q_hi, q_lo)
+    u_hi, u_lo = dd_mul_d(t_hi, t_lo, cap)
+    masked = x == -INF
+    u_hi = where(bad, NAN, where(masked, -INF, u_hi))
+    u_lo = where(bad | masked, 0.0, u_lo)
+    return u_hi, u_lo
+
+
+def softcap_slope(x, cap):
+    r""":math:`\operatorname{sech}^2(x / c)`, the softcap's derivative, without the cancellation of
+    :math:`1 - \tanh^2` near :math:`|\tanh| = 1` (0 where ``x / c`` overflows or ``x`` is
+    masked)."""
+    bad = x != x
+    q_hi, q_lo = dd_div_d(x, 0.0 * x, cap)
+    q_lo = where(bad | (abs(x) == INF), 0.0, q_lo)
+    masked = x == -INF
+    big = abs(q_hi) == INF
+    c_hi, c_lo = sech2_dd(where(bad | masked | big, 0.0, q_hi), q_lo)
+    return where(big, 0.0, c_hi + c_lo)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,24 +31,15 @@ RESCALE = 1000.0
 def transform(ops: Any, x2: Any, softcap: float | None) -> tuple[Any, Any, Any]:
     """``u = softcap(x)`` as a double-double and the softcap's derivative (None without one).
 
-    NaN stays NaN and, without a softcap, so does ``+inf`` (the row is bad); the softcap takes
-    ``+inf`` to ``c`` (its limit) and keeps ``-inf`` at ``-inf`` (masked).
+    NaN stays NaN and, without a softcap, so does ``+inf`` (the row is bad); with one, see
+    :func:`logmax._core.rowstats.softcap`.
     """
     alg = ops.alg
     x2 = ops.work(x2)
     if softcap is None:
         return alg.where(x2 == INF, NAN, x2), ops.zeros_like(x2), None
-    bad = ops.isnan(x2)
-    q_hi, q_lo = alg.dd_div_d(x2, 0.0 * x2, softcap)
-    q_lo = alg.where(bad | (abs(x2) == INF), 0.0, q_lo)
-    t_hi, t_lo = alg.tanh_dd(q_hi, q_lo)
-    u_hi, u_lo = alg.dd_mul_d(t_hi, t_lo, softcap)
-    masked = x2 == -INF
-    u_hi = alg.where(bad, NAN, alg.where(masked, -INF, u_hi))
-    u_lo = alg.where(bad | masked, 0.0, u_lo)
-    big = abs(q_hi) == INF
-    c_hi, c_lo = alg.sech2_dd(alg.where(bad | masked | big, 0.0, q_hi), q_lo)
-    return u_hi, u_lo, alg.where(big, 0.0, c_hi + c_lo)
+    u_hi, u_lo = alg.softcap(x2, softcap)
+    return u_hi, u_lo, alg.softcap_slope(x2, softcap)
 
 
 def row_stats(ops: Any, u_hi: Any, u_lo: Any, t: float, **kw: Any):
@@ -201,10 +192,11 @@ def counted_rows(ops: Any, target: Any, soft: bool, w_cls: Any, opts: LossOption
 def denominator(ops: Any, row_w: Any, soft: bool, opts: LossOptions) -> Any:
     """The mean's divisor: torch's :math:`\\sum_i w_{y_i}` over counted rows (soft targets: the
     row count), or the user's ``normalizer``."""
+    device = getattr(row_w, "device", None)
     if opts.normalizer is not None:
-        return ops.work_rows(opts.normalizer, 1)[0]
+        return ops.work_rows(opts.normalizer, 1, device)[0]
     if soft:
-        return ops.work_rows(float(ops.shape2(ops.col(row_w))[0]), 1)[0]
+        return ops.work_rows(float(ops.shape2(ops.col(row_w))[0]), 1, device)[0]
     hi, lo = blocks.exact_sum(ops, [row_w[None, :]], levels=2)
     return hi[0] + lo[0]
 
@@ -239,7 +231,7 @@ def row_scale(ops: Any, grad_output: Any, den: Any, counted: Any, opts: LossOpti
     """d(loss)/d(row loss) per row for the upstream gradient ``grad_output`` (0 where a row does
     not count; 1/den for the mean, 0 when den is 0)."""
     alg = ops.alg
-    g = ops.work_rows(grad_output, n)
+    g = ops.work_rows(grad_output, n, getattr(counted, "device", None))  # on counted's device
     if opts.reduction == "mean":
         g = alg.where(den != 0, g / alg.where(den != 0, den, 1.0), 0.0 * g)
     return alg.where(counted, g, 0.0)

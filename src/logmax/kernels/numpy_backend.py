@@ -66,7 +66,7 @@ class NumpyOps:
     def work(self, x: Any) -> np.ndarray:
         return np.asarray(x, dtype=F64)
 
-    def work_rows(self, v: Any, n: int) -> np.ndarray:
+    def work_rows(self, v: Any, n: int, device: Any = None) -> np.ndarray:
         return np.broadcast_to(np.asarray(v, dtype=F64), (n,)) if np.ndim(v) == 0 else (
             np.asarray(v, dtype=F64).reshape(n)
         )  # fmt: skip

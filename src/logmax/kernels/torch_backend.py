@@ -121,8 +121,10 @@ class TorchOps:
     def work(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.work_dtype)
 
-    def work_rows(self, v: Any, n: int) -> torch.Tensor:
-        v = torch.as_tensor(v, dtype=self.work_dtype)
+    def work_rows(self, v: Any, n: int, device: Any = None) -> torch.Tensor:
+        if device is None:
+            device = v.device if isinstance(v, torch.Tensor) else None
+        v = torch.as_tensor(v, dtype=self.work_dtype, device=device)
         return v.expand(n) if v.ndim == 0 else v.reshape(n)
 
     def to_output(self, y: torch.Tensor, like: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@ r"""The row-statistics algebra as Triton device functions: the same source, re-b
 
 :func:`logmax._core.specialise.specialise` copies every function of
 :mod:`logmax._core.ddarith`, :mod:`logmax._core.rowstats` (and the softcap of
-:mod:`logmax.kernels.triton._softcap`) with its primitives (``where``,
+the softcap in rowstats) with its primitives (``where``,
 ``exp``, ``log1p``, ``rint``, ``pow2``, ``two_prod``; here also ``abs`` and, when compiling,
 ``range``) bound to the ``@triton.jit`` functions below, and wraps each copy with
 ``triton.jit``. Triton's JIT reads a function's source through its code object and resolves
@@ -45,7 +45,6 @@ import triton
 import triton.language as tl
 
 from logmax._core import ddarith, rowstats, specialise
-from logmax.kernels.triton import _softcap
 
 
 class _NaN(tl.constexpr):
@@ -180,7 +179,7 @@ def _profile(name: str, **overrides: object) -> types.ModuleType:
     )
     if not interpreting():  # (the interpreter runs Python, where the plain values serve)
         prims.update(_constants(), range=tl.static_range)
-    specialise.specialise([ddarith, rowstats, _softcap], into=ns, wrap=device, **prims, **overrides)
+    specialise.specialise([ddarith, rowstats], into=ns, wrap=device, **prims, **overrides)
     return module
 
 
