@@ -7,6 +7,10 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# Every test runs the backend it means to: no serving small first calls from the reference while
+# the kernels load (tests/kernels/test_registry.py checks that warm-up in a process of its own).
+os.environ.setdefault("LOGMAX_WARM_UP", "0")
+
 settings.register_profile(
     "default", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -93,6 +93,7 @@ def _rows_op(op: str, x: ArrayLike, axis: Axis, where, temperature, nan_policy) 
             middle_axis=ax != folded.ndim - 1,
             empty=folded.shape[ax] == 0,
         ),
+        folded.size,
     )  # fmt: skip
     out = registry.run(call, folded, ax, opts)
     return unfold(out, reduced=op == "logsumexp")
@@ -325,6 +326,7 @@ def _loss_call(op: str, a: _LossArgs, grad: bool) -> registry.Call:
             weight=a.weight is not None, soft=a.soft, grad=grad,
             middle_axis=a.axis != a.arr.ndim - 1, empty=a.arr.shape[a.axis] == 0,
         ),
+        a.arr.size,
     )  # fmt: skip
 
 

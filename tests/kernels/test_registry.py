@@ -128,3 +128,29 @@ def test_more_than_2_31_elements():
     assert out.shape == (65_538,)
     assert out[-1] == pytest.approx(np.log1p(32_767 * np.exp(-1.0)), rel=1e-7)
     assert out[0] == pytest.approx(-1.0 + np.log(32_768.0), rel=1e-7)
+
+
+def test_small_first_calls_are_served_while_the_kernels_load(tmp_path):
+    """With an empty Numba cache, the first small call returns at once (the reference serves
+    it) while the kernel compiles in the background; once it is ready the kernel serves."""
+    code = (
+        "import time, numpy as np, logmax\n"
+        "from logmax.kernels import registry\n"
+        "x = np.linspace(-3, 3, 32).reshape(4, 8).astype(np.float32)\n"
+        "t = time.perf_counter(); y = logmax.log_softmax(x); first = time.perf_counter() - t\n"
+        "call = registry.Call('log_softmax', 'numpy', 'cpu', 'float32', frozenset(), x.size)\n"
+        "chosen = registry.select(call).name\n"
+        "for _ in range(600):\n"
+        "    if registry.backend('numba').ready(call): break\n"
+        "    time.sleep(0.1)\n"
+        "print(first < 1.0, chosen, registry.select(call).name,\n"
+        "      np.array_equal(y, logmax.log_softmax(x)) or 'last place')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LOGMAX_WARM_UP", "LOGMAX_BACKEND",
+                                                            "LOGMAX_KERNELS")}  # fmt: skip
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300, check=True)  # fmt: skip
+    first_fast, first, later, same = out.stdout.split()
+    assert (first_fast, first, later) == ("True", "numpy", "numba")
+    assert same in ("True", "last")

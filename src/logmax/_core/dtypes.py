@@ -29,6 +29,11 @@ FLOAT_DTYPES: tuple[np.dtype, ...] = (
 EXPECTED = "float16, bfloat16, float32 or float64 (integer and bool inputs become float64)"
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype called ``name`` (``'bfloat16'`` is ml_dtypes')."""
+    return BFLOAT16 if name == "bfloat16" else np.dtype(name)
+
+
 def result_dtype(dtype: np.dtype, name: str = "input") -> np.dtype:
     """The dtype of the result for an input of ``dtype`` (SciPy's promotion of integers)."""
     dtype = np.dtype(dtype)

@@ -180,7 +180,7 @@ def first_calls(ops: Sequence[str], dtypes: Sequence[str]) -> list[CompileRow]:
     import numpy as np
 
     import logmax
-    from logmax.bench._cases import numpy_dtype
+    from logmax._core.dtypes import numpy_dtype
 
     x0 = np.linspace(-3.0, 3.0, 32).reshape(4, 8)
     labels = np.array([0, 3, 5, 7])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from logmax._core.dtypes import numpy_dtype
+
 OPS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
 PEERS = ("torch", "scipy", "jax")
 
@@ -31,13 +33,6 @@ class Case:
 
 def available_peers(wanted: tuple[str, ...] = PEERS) -> tuple[str, ...]:
     return tuple(p for p in wanted if importlib.util.find_spec(p) is not None)
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """The NumPy dtype of a dtype name (bfloat16 from ml_dtypes)."""
-    import ml_dtypes
-
-    return np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
 def make_inputs(shape: tuple[int, int], dtype: str, seed: int = 0):

@@ -9,10 +9,13 @@ leaves to the reference.
 from __future__ import annotations
 
 import importlib.util
+import os
+import threading
 from typing import Any
 
 import numpy as np
 
+from logmax._core.dtypes import numpy_dtype
 from logmax._core.options import LossOptions, RowOptions
 
 ROW_OPS = ("softmax", "log_softmax", "logsumexp")
@@ -21,10 +24,41 @@ FLOATS = ("float16", "bfloat16", "float32", "float64")
 F64_LOSS_OPTIONS = frozenset({"soft", "temperature", "softcap", "label_smoothing", "z_loss"})
 
 
+_ready: set[tuple[str, str, bool]] = set()  # kernels compiled or loaded in this process
+_started: set[tuple[str, str, bool]] = set()
+_lock = threading.Lock()
+
+
+def _forget_started_in_child() -> None:
+    _started.clear()  # a warm-up thread of the parent does not exist in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_started_in_child)
+
+
+def _key(call: Any) -> tuple[str, str, bool]:
+    op = "cross_entropy" if call.op == "cross_entropy" else call.op
+    return op, call.dtype, "middle_axis" in call.options and call.dtype == "float32"
+
+
 class NumbaBackend:
     name = "numba"
     native = "numpy"
     devices = ("cpu",)
+
+    def ready(self, call: Any) -> bool:
+        """The kernels for ``call`` are compiled (or loaded from Numba's cache) already."""
+        return _key(call) in _ready
+
+    def warm_up(self, call: Any) -> None:
+        """Compile (or load) the kernels for ``call`` in a background thread, once."""
+        key = _key(call)
+        with _lock:
+            if key in _started:
+                return
+            _started.add(key)
+        threading.Thread(target=_warm, args=(self, key), daemon=True, name="logmax-warm").start()
 
     def available(self) -> str | None:
         if importlib.util.find_spec("numba") is None:
@@ -51,7 +85,9 @@ class NumbaBackend:
     def _rows(self, op: str, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
         from logmax.kernels import cpu
 
-        return cpu.run(op, x, axis, where=None, temperature=opts.temperature)
+        out = cpu.run(op, x, axis, where=None, temperature=opts.temperature)
+        _ready.add((op, x.dtype.name, axis != x.ndim - 1 and x.dtype == np.float32))
+        return out
 
     def softmax(self, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:
         return self._rows("softmax", x, axis, opts)
@@ -89,12 +125,32 @@ class NumbaBackend:
             temperature=opts.temperature, softcap=opts.softcap, z_loss=opts.z_loss,
             where=None, grad_scale=scale,
         )  # fmt: skip
+        _ready.add(("cross_entropy", x.dtype.name, False))
         loss = array.reduce_rows(OPS, np.asarray(rows, dtype=np.float64).reshape(-1), den, opts)
         if opts.reduction == "none":
             loss = loss.reshape(batch)
         if want_lse:
             lse = _refine_near_zero(np.asarray(lse), x, axis, opts) if not opts.transformed else lse
         return loss, lse, grad
+
+
+def _warm(backend: NumbaBackend, key: tuple[str, str, bool]) -> None:
+    """Run the op once on a tiny input of the key's dtype and layout: Numba compiles (or loads)
+    the kernel it uses, and later calls find it ready."""
+    op, dtype, middle = key
+    x = (
+        np.linspace(-3.0, 3.0, 24)
+        .reshape((2, 3, 4) if middle else (3, 8))
+        .astype(numpy_dtype(dtype))
+    )
+    axis = 1 if middle else x.ndim - 1
+    try:
+        if op == "cross_entropy":
+            backend.cross_entropy(x, axis, np.array([0, 1, 2]), False, None, LossOptions(), 1.0)
+        else:
+            getattr(backend, op)(x, axis, RowOptions())
+    finally:
+        _ready.add(key)
 
 
 def _int64_label(ignore_index: int) -> int:

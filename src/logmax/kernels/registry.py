@@ -21,6 +21,13 @@ Environment:
 - ``LOGMAX_KERNELS=0`` (or ``off``, ``false``, ``no``, ``reference``) leaves out the fast kernels
   (``numba``, ``triton``) of the automatic choice: NumPy arrays take the reference, torch tensors
   plain torch.
+
+Warm-up: a backend may say its kernels for a call are not ``ready`` (Numba compiles or loads them
+from its cache on first use, which takes a second or more). A small call (up to
+:data:`WARM_UP_ELEMENTS` elements) is then served by the next backend while the kernels load in
+the background; a larger call waits for them. So the first calls of a session return at once,
+from the reference, with the same precision (results of the two backends may differ in the last
+place, both within the bound). ``LOGMAX_WARM_UP=0`` turns this off.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class Call:
     device: str = "cpu"
     dtype: str = "float32"
     options: frozenset[str] = field(default_factory=frozenset)
+    size: int = 0  # elements of the main input (0: not said)
 
     def describe(self) -> str:
         opts = f" with {', '.join(sorted(self.options))}" if self.options else ""
@@ -140,10 +148,34 @@ def select(call: Call) -> Any:
     for candidate in order:
         b = backend(candidate)
         reason = b.available() or b.supports(call)
+        if reason is None and _warming(b, call):
+            reason = "its kernels are loading in the background"
         if reason is None:
             return b
         reasons.append(f"{candidate}: {reason}")
     raise BackendError(f"no backend serves {call.describe()} ({'; '.join(reasons)})")
+
+
+WARM_UP_ELEMENTS = 1 << 15
+ENV_WARM_UP = "LOGMAX_WARM_UP"
+
+
+def warm_up_enabled() -> bool:
+    """False when ``LOGMAX_WARM_UP=0``: every call waits for the kernels it will use (the
+    suite sets it, so that each test runs the backend it means to)."""
+    return os.environ.get(ENV_WARM_UP, "1").strip().lower() not in DISABLED_VALUES
+
+
+def _warming(b: Any, call: Call) -> bool:
+    """A small call while ``b``'s kernels for it are not loaded yet: start loading them in the
+    background and let the next backend serve this call (the automatic choice only)."""
+    ready = getattr(b, "ready", None)
+    if ready is None or ready(call) or not warm_up_enabled():
+        return False
+    if not 0 < call.size <= WARM_UP_ELEMENTS:
+        return False  # a big call waits for the kernels
+    b.warm_up(call)
+    return True
 
 
 def run(call: Call, *args: Any, **kwargs: Any) -> Any:

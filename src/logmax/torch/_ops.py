@@ -34,7 +34,7 @@ DTYPE_NAMES = {
 
 
 def _call(op: str, x: Tensor, options: frozenset[str] = frozenset()) -> registry.Call:
-    return registry.Call(op, "torch", x.device.type, DTYPE_NAMES[x.dtype], options)
+    return registry.Call(op, "torch", x.device.type, DTYPE_NAMES[x.dtype], options, x.numel())
 
 
 def _row_options(x: Tensor, dim: int, temperature: float) -> frozenset[str]:
