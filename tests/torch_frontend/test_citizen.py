@@ -88,6 +88,15 @@ def test_gradgradcheck(fn):
     assert torch.autograd.gradgradcheck(fn, (x,))
 
 
+@pytest.mark.parametrize("loss", [lt.cross_entropy, lt.nll_loss], ids=["ce", "nll"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_gradgradcheck_soft_targets_that_require_grad(loss, reduction):
+    # second derivatives in the logits, the targets and the upstream gradient
+    x = X.clone().requires_grad_()
+    t = torch.softmax(V, 1).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x, t: loss(x, t, reduction=reduction), (x, t))
+
+
 def test_gradgradcheck_masked_entries():
     x = X.clone()
     x[0, 2] = -math.inf

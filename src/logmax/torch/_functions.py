@@ -2,8 +2,9 @@ r"""Autograd for the ``logmax::`` operators: ``torch.autograd.Function``\ s with
 (so that ``torch.func.grad``, ``vmap``, ``jacrev``, ``hessian`` compose), ``jvp`` (forward mode)
 and ``generate_vmap_rule`` (the operators have vmap rules of their own, :mod:`._vmap`).
 
-Each Function comes in two classes: one with ``jvp`` for eager code, and one without it for
-``torch.compile`` (dynamo does not trace a custom ``jvp``); :func:`apply` picks one.
+Each Function comes in two classes, built by :func:`_function`: one with ``jvp`` for eager code,
+and one without it for ``torch.compile`` (dynamo does not trace a custom ``jvp``); :func:`apply`
+picks one.
 
 First derivatives are the exact ones of the contract (the operators' own backward ops, computed
 in float64 or double-double). Second derivatives are correct for every op: the backward ops are
@@ -15,6 +16,7 @@ the exact one and which only supplies the derivative's structure.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,7 @@ from logmax._core.options import LossOptions
 from logmax.torch import _ops
 
 INF = math.inf
+Function = type[torch.autograd.Function]
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Dims:
     values: tuple[int, ...]
 
 
-def apply(eager: type[torch.autograd.Function], traced: type[torch.autograd.Function], *args):
+def apply(eager: Function, traced: Function, *args):
     """``eager.apply`` (with ``jvp``), or ``traced.apply`` under ``torch.compile``."""
     fn = traced if torch.compiler.is_compiling() else eager
     return fn.apply(*args)
@@ -55,14 +58,25 @@ def _setup(context, forward_mode: bool = False):
     return staticmethod(setup_context)
 
 
-def _with_jvp(base: type, context, jvp) -> type:
-    """``base`` with a ``jvp``, and a ``setup_context`` that also saves for forward mode."""
-    return type(base.__name__ + "Eager", (base,), {
-        "setup_context": _setup(context, forward_mode=True), "jvp": staticmethod(jvp),
+def _function(
+    name: str, forward: Callable, context: Callable, backward: Callable, jvp: Callable
+) -> tuple[Function, Function]:
+    """``(traced, eager)``: the Function ``name`` from its parts (``forward``'s docstring is the
+    class's), and the same with ``jvp`` and a ``setup_context`` that also saves for forward
+    mode."""
+    traced = type(name, (torch.autograd.Function,), {
+        "__doc__": forward.__doc__, "__module__": __name__, "generate_vmap_rule": True,
+        "forward": staticmethod(forward), "setup_context": _setup(context),
+        "backward": staticmethod(backward),
     })  # fmt: skip
+    eager = type(name + "Eager", (traced,), {
+        "__module__": __name__, "setup_context": _setup(context, forward_mode=True),
+        "jvp": staticmethod(jvp),
+    })  # fmt: skip
+    return traced, eager
 
 
-def _vjp_context(ctx, inputs) -> tuple[Tensor, ...]:
+def _vjp_context(ctx, inputs, output) -> tuple[Tensor, ...]:
     y, g, dim, temperature = inputs
     ctx.dim, ctx.temperature = dim, temperature
     return y, g
@@ -73,26 +87,31 @@ def _rows_context(ctx, inputs, output) -> tuple[Tensor, ...]:
     return (output,)
 
 
+def _rows_backward(vjp: Callable[[], tuple[Function, Function]]) -> Callable:
+    """The backward of a row transform: its vector-Jacobian product ``vjp()`` (a Function
+    pair, looked up when called) applied to the saved output and the upstream gradient."""
+
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        traced, eager = vjp()
+        return apply(eager, traced, y, g, ctx.dim, ctx.temperature), None, None, None
+
+    return backward
+
+
 # ---------------------------------------------------------------------------------------------
 # softmax
-class SoftmaxBackward(torch.autograd.Function):
+def _softmax_backward(y, g, dim, temperature):
     r""":math:`f = y \odot (g - \sum g y) / T`, differentiable in ``y`` and ``g``."""
+    return _ops.softmax_backward(y, g, dim, temperature)
 
-    generate_vmap_rule = True
 
-    @staticmethod
-    def forward(y, g, dim, temperature):
-        return _ops.softmax_backward(y, g, dim, temperature)
-
-    setup_context = _setup(lambda ctx, i, o: _vjp_context(ctx, i))
-
-    @staticmethod
-    def backward(ctx, w):
-        y, g = ctx.saved_tensors
-        d, t = ctx.dim, ctx.temperature
-        gy = (w * (g - (g * y).sum(d, keepdim=True)) - g * (w * y).sum(d, keepdim=True)) / t
-        gg = apply(SoftmaxBackwardEager, SoftmaxBackward, y, w, d, t)
-        return gy, gg, None, None
+def _softmax_backward_backward(ctx, w):
+    y, g = ctx.saved_tensors
+    d, t = ctx.dim, ctx.temperature
+    gy = (w * (g - (g * y).sum(d, keepdim=True)) - g * (w * y).sum(d, keepdim=True)) / t
+    gg = apply(SoftmaxBackwardEager, SoftmaxBackward, y, w, d, t)
+    return gy, gg, None, None
 
 
 def _softmax_backward_jvp(ctx, ty, tg, _dim, _t):
@@ -108,28 +127,16 @@ def _softmax_backward_jvp(ctx, ty, tg, _dim, _t):
     return out
 
 
-SoftmaxBackwardEager = _with_jvp(
-    SoftmaxBackward, lambda ctx, i, o: _vjp_context(ctx, i), _softmax_backward_jvp
-)
+SoftmaxBackward, SoftmaxBackwardEager = _function(
+    "SoftmaxBackward", _softmax_backward, _vjp_context, _softmax_backward_backward,
+    _softmax_backward_jvp,
+)  # fmt: skip
 
 
-class Softmax(torch.autograd.Function):
+def _softmax(x, dim, temperature, nan_policy):
     r""":math:`y = \operatorname{softmax}(x / T)`; its Jacobian is symmetric, so the vector
     product in either direction is ``softmax_backward``."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, dim, temperature, nan_policy):
-        return _ops.softmax(x, dim, temperature, nan_policy)
-
-    setup_context = _setup(_rows_context)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        gx = apply(SoftmaxBackwardEager, SoftmaxBackward, y, g, ctx.dim, ctx.temperature)
-        return gx, None, None, None
+    return _ops.softmax(x, dim, temperature, nan_policy)
 
 
 def _softmax_jvp(ctx, tx, *_):
@@ -137,34 +144,30 @@ def _softmax_jvp(ctx, tx, *_):
     return _ops.softmax_backward(y, tx, ctx.dim, ctx.temperature)
 
 
-SoftmaxEager = _with_jvp(Softmax, _rows_context, _softmax_jvp)
+Softmax, SoftmaxEager = _function(
+    "Softmax", _softmax, _rows_context,
+    _rows_backward(lambda: (SoftmaxBackward, SoftmaxBackwardEager)), _softmax_jvp,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
 # log_softmax
-class LogSoftmaxBackward(torch.autograd.Function):
+def _log_softmax_backward(y, g, dim, temperature):
     r""":math:`f = (g - e^{y} \sum g) / T` (0 where :math:`y = -\infty`), differentiable in
     ``y`` and ``g``."""
+    return _ops.log_softmax_backward(y, g, dim, temperature)
 
-    generate_vmap_rule = True
 
-    @staticmethod
-    def forward(y, g, dim, temperature):
-        return _ops.log_softmax_backward(y, g, dim, temperature)
-
-    setup_context = _setup(lambda ctx, i, o: _vjp_context(ctx, i))
-
-    @staticmethod
-    def backward(ctx, w):
-        y, g = ctx.saved_tensors
-        d, t = ctx.dim, ctx.temperature
-        live = y != -INF
-        p = torch.exp(y)
-        wl = torch.where(live, w, 0.0)
-        total_g = torch.where(live, g, 0.0).sum(d, keepdim=True)
-        gg = torch.where(live, wl - (wl * p).sum(d, keepdim=True), 0.0) / t
-        gy = -wl * p * total_g / t
-        return gy, gg, None, None
+def _log_softmax_backward_backward(ctx, w):
+    y, g = ctx.saved_tensors
+    d, t = ctx.dim, ctx.temperature
+    live = y != -INF
+    p = torch.exp(y)
+    wl = torch.where(live, w, 0.0)
+    total_g = torch.where(live, g, 0.0).sum(d, keepdim=True)
+    gg = torch.where(live, wl - (wl * p).sum(d, keepdim=True), 0.0) / t
+    gy = -wl * p * total_g / t
+    return gy, gg, None, None
 
 
 def _log_softmax_backward_jvp(ctx, ty, tg, _dim, _t):
@@ -180,27 +183,15 @@ def _log_softmax_backward_jvp(ctx, ty, tg, _dim, _t):
     return out
 
 
-LogSoftmaxBackwardEager = _with_jvp(
-    LogSoftmaxBackward, lambda ctx, i, o: _vjp_context(ctx, i), _log_softmax_backward_jvp
-)
+LogSoftmaxBackward, LogSoftmaxBackwardEager = _function(
+    "LogSoftmaxBackward", _log_softmax_backward, _vjp_context, _log_softmax_backward_backward,
+    _log_softmax_backward_jvp,
+)  # fmt: skip
 
 
-class LogSoftmax(torch.autograd.Function):
+def _log_softmax(x, dim, temperature, nan_policy):
     r""":math:`y = \log\operatorname{softmax}(x / T)`."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, dim, temperature, nan_policy):
-        return _ops.log_softmax(x, dim, temperature, nan_policy)
-
-    setup_context = _setup(_rows_context)
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        gx = apply(LogSoftmaxBackwardEager, LogSoftmaxBackward, y, g, ctx.dim, ctx.temperature)
-        return gx, None, None, None
+    return _ops.log_softmax(x, dim, temperature, nan_policy)
 
 
 def _log_softmax_jvp(ctx, tx, *_):
@@ -211,7 +202,10 @@ def _log_softmax_jvp(ctx, tx, *_):
     return torch.where(live, tl - (torch.exp(y) * tl).sum(d, keepdim=True), 0.0) / t
 
 
-LogSoftmaxEager = _with_jvp(LogSoftmax, _rows_context, _log_softmax_jvp)
+LogSoftmax, LogSoftmaxEager = _function(
+    "LogSoftmax", _log_softmax, _rows_context,
+    _rows_backward(lambda: (LogSoftmaxBackward, LogSoftmaxBackwardEager)), _log_softmax_jvp,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,34 +223,35 @@ def _unsqueeze(v: Tensor, dims: list[int], ndim: int) -> Tensor:
     return v
 
 
-class LogSumExpBackward(torch.autograd.Function):
-    r""":math:`f = g\, p / T` with :math:`p = \operatorname{softmax}(x/T)` over ``dims``."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, g, dims, keepdim, temperature):
-        return _ops.logsumexp_backward(x, g, list(dims.values), keepdim, temperature)
-
-    setup_context = _setup(lambda ctx, i, o: _lse_backward_context(ctx, i))
-
-    @staticmethod
-    def backward(ctx, w):
-        x, g = ctx.saved_tensors
-        dims, keep, t = ctx.dims, ctx.keepdim, ctx.temperature
-        lse = apply(LogSumExpEager, LogSumExp, x, ctx.dims_arg, True, t, "propagate")
-        p = _probabilities(x, lse, dims, True, t)
-        wp = (w * p).sum(dims, keepdim=True)
-        gg = wp / t if keep else _squeeze(wp, dims) / t
-        gfull = g if keep else _unsqueeze(g, dims, x.ndim)
-        gx = gfull * (w * p - p * wp) / (t * t)
-        return gx, gg, None, None, None
-
-
 def _squeeze(v: Tensor, dims: list[int]) -> Tensor:
     for d in sorted((d % v.ndim for d in dims), reverse=True):
         v = v.squeeze(d)
     return v
+
+
+def _dims_context(ctx, x: Tensor, second: Tensor, dims: Dims, keepdim, temperature):
+    # the saved (x, second) and the reduction's attributes
+    ctx.dims_arg, ctx.dims, ctx.keepdim, ctx.temperature = (
+        dims, list(dims.values), keepdim, temperature,
+    )  # fmt: skip
+    return x, second
+
+
+def _logsumexp_backward(x, g, dims, keepdim, temperature):
+    r""":math:`f = g\, p / T` with :math:`p = \operatorname{softmax}(x/T)` over ``dims``."""
+    return _ops.logsumexp_backward(x, g, list(dims.values), keepdim, temperature)
+
+
+def _logsumexp_backward_backward(ctx, w):
+    x, g = ctx.saved_tensors
+    dims, keep, t = ctx.dims, ctx.keepdim, ctx.temperature
+    lse = apply(LogSumExpEager, LogSumExp, x, ctx.dims_arg, True, t, "propagate")
+    p = _probabilities(x, lse, dims, True, t)
+    wp = (w * p).sum(dims, keepdim=True)
+    gg = wp / t if keep else _squeeze(wp, dims) / t
+    gfull = g if keep else _unsqueeze(g, dims, x.ndim)
+    gx = gfull * (w * p - p * wp) / (t * t)
+    return gx, gg, None, None, None
 
 
 def _logsumexp_backward_jvp(ctx, tx, tg, *_):
@@ -273,39 +268,22 @@ def _logsumexp_backward_jvp(ctx, tx, tg, *_):
     return out
 
 
-def _lse_backward_context(ctx, inputs) -> tuple[Tensor, ...]:
-    x, g, dims, keepdim, temperature = inputs
-    ctx.dims_arg, ctx.dims, ctx.keepdim, ctx.temperature = (
-        dims,
-        list(dims.values),
-        keepdim,
-        temperature,
-    )
-    return x, g
+LogSumExpBackward, LogSumExpBackwardEager = _function(
+    "LogSumExpBackward", _logsumexp_backward, lambda ctx, i, o: _dims_context(ctx, *i),
+    _logsumexp_backward_backward, _logsumexp_backward_jvp,
+)  # fmt: skip
 
 
-LogSumExpBackwardEager = _with_jvp(
-    LogSumExpBackward, lambda ctx, i, o: _lse_backward_context(ctx, i), _logsumexp_backward_jvp
-)
-
-
-class LogSumExp(torch.autograd.Function):
+def _logsumexp(x, dims, keepdim, temperature, nan_policy):
     r""":math:`\log\sum_i e^{x_i/T}` over ``dims``."""
+    return _ops.logsumexp(x, list(dims.values), keepdim, temperature, nan_policy)
 
-    generate_vmap_rule = True
 
-    @staticmethod
-    def forward(x, dims, keepdim, temperature, nan_policy):
-        return _ops.logsumexp(x, list(dims.values), keepdim, temperature, nan_policy)
-
-    setup_context = _setup(lambda ctx, i, o: _lse_context(ctx, i, o))
-
-    @staticmethod
-    def backward(ctx, g):
-        x, _ = ctx.saved_tensors
-        gx = apply(LogSumExpBackwardEager, LogSumExpBackward, x, g, ctx.dims_arg, ctx.keepdim,
-                   ctx.temperature)  # fmt: skip
-        return gx, None, None, None, None
+def _logsumexp_backward_of(ctx, g):
+    x, _ = ctx.saved_tensors
+    gx = apply(LogSumExpBackwardEager, LogSumExpBackward, x, g, ctx.dims_arg, ctx.keepdim,
+               ctx.temperature)  # fmt: skip
+    return gx, None, None, None, None
 
 
 def _logsumexp_jvp(ctx, tx, *_):
@@ -315,18 +293,10 @@ def _logsumexp_jvp(ctx, tx, *_):
     return out if ctx.keepdim else _squeeze(out, ctx.dims)
 
 
-def _lse_context(ctx, inputs, output) -> tuple[Tensor, ...]:
-    x, dims, keepdim, temperature, _ = inputs
-    ctx.dims_arg, ctx.dims, ctx.keepdim, ctx.temperature = (
-        dims,
-        list(dims.values),
-        keepdim,
-        temperature,
-    )
-    return x, output
-
-
-LogSumExpEager = _with_jvp(LogSumExp, _lse_context, _logsumexp_jvp)
+LogSumExp, LogSumExpEager = _function(
+    "LogSumExp", _logsumexp, lambda ctx, i, o: _dims_context(ctx, i[0], o, *i[1:4]),
+    _logsumexp_backward_of, _logsumexp_jvp,
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +308,13 @@ def _per_row(g: Tensor, like: Tensor, reduction: str) -> Tensor:
     return g.to(like.dtype)
 
 
+def _class_weights(weight: Tensor | None, like: Tensor) -> Tensor:
+    """The class weights (ones without), shaped to broadcast over ``like``'s class dim 1."""
+    n_cls = like.shape[1]
+    w = torch.ones(n_cls, dtype=like.dtype, device=like.device) if weight is None else weight
+    return w.to(like.dtype).reshape([1, n_cls] + [1] * (like.ndim - 2))
+
+
 def _softcapped(x: Tensor, softcap: float | None) -> Tensor:
     # the logits the softmax sees before the temperature; -inf stays masked
     if softcap is None:
@@ -346,17 +323,14 @@ def _softcapped(x: Tensor, softcap: float | None) -> Tensor:
 
 
 def _row_factors(x, target, weight, opts) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(hard, coef, row_w, scale)``: :math:`c_y` per row, the dense coefficients, the z-loss
-    weight per row and d(loss)/d(row loss) for a unit upstream gradient (class dim 1 kept)."""
+    """``(coef, hard, row_w, scale)``: the dense coefficients :math:`c_j`, :math:`c_y` per row,
+    the z-loss weight per row and d(loss)/d(row loss) for a unit upstream gradient (class dim 1
+    kept)."""
     ignore_index, reduction, eps = opts.ignore_index, opts.reduction, opts.label_smoothing
-    normalizer = opts.normalizer
     n_cls = x.shape[1]
-    shape = [1, n_cls] + [1] * (x.ndim - 2)
-    w = torch.ones(n_cls, dtype=x.dtype, device=x.device) if weight is None else weight.to(x.dtype)
-    w = w.reshape(shape)
+    w = _class_weights(weight, x)
     if target.is_floating_point():
-        tt = (1.0 - eps) * target.to(x.dtype) + eps / n_cls
-        coef = tt * w
+        coef = ((1.0 - eps) * target.to(x.dtype) + eps / n_cls) * w
         row_w = torch.ones_like(x[:, :1])
         hard = torch.zeros_like(row_w)
         counted = torch.ones_like(row_w, dtype=torch.bool)
@@ -370,16 +344,66 @@ def _row_factors(x, target, weight, opts) -> tuple[Tensor, Tensor, Tensor, Tenso
         hard = (1.0 - eps) * row_w
         coef = (eps / n_cls) * w * counted if eps else torch.zeros_like(x)
         den = row_w.sum()
-    if normalizer is not None:
-        den = normalizer
+    if opts.normalizer is not None:
+        den = opts.normalizer
+    scale = counted.to(x.dtype)
     if reduction == "mean":
-        scale = counted.to(x.dtype) / den
-        scale = torch.where(torch.as_tensor(den) != 0, scale, 0.0)
-    else:
-        scale = counted.to(x.dtype)
+        scale = torch.where(torch.as_tensor(den) != 0, scale / den, 0.0)
     return hard * onehot + coef, hard, row_w, scale
 
 
+def _loss_context(ctx, inputs, output) -> tuple[Tensor, ...]:
+    # a loss's outputs after the first (lse, grad) carry no derivative; the gradient is saved
+    x, target, weight, opts, _ = inputs
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.opts = opts
+    return x, target, weight, output[-1]
+
+
+def _loss_backward(graph: Callable, target_grad: Callable) -> Callable:
+    """The backward of a loss: the saved exact gradient times the
+    upstream one, plus ``graph(...) - graph(...).detach()`` (``graph`` may return None) so that
+    a second derivative sees the gradient's dependence on the input; and, for soft targets,
+    ``target_grad(...)`` times the upstream gradient."""
+
+    def backward(ctx, g_loss, *_):
+        x, target, weight, grad = ctx.saved_tensors
+        opts = ctx.opts
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            gx = grad * _per_row(g_loss, grad, opts.reduction)
+            structure = graph(x, target, weight, opts) if torch.is_grad_enabled() else None
+            if structure is not None:  # a graph of the gradient (double backward, torch.func)
+                structure = structure.to(gx.dtype)
+                gx = gx + (structure - structure.detach()) * _per_row(g_loss, gx, opts.reduction)
+        if ctx.needs_input_grad[1]:
+            gt = target_grad(x, target, weight, opts) * _per_row(g_loss, x, opts.reduction)
+        return gx, gt, None, None, None
+
+    return backward
+
+
+def _loss_jvp(n_outputs: int, full_grad: Callable, target_grad: Callable) -> Callable:
+    """The forward-mode derivative of a loss: the gradient (``full_grad(...)`` when the forward
+    pass did not compute it) against the input's tangent, plus ``target_grad(...)`` against the
+    target's."""
+
+    def jvp(ctx, tx, tt, *_):
+        x, target, weight, grad = ctx.saved_tensors
+        if grad.numel() != x.numel():  # forward mode alone: the gradient was not asked for
+            grad = full_grad(x, target, weight, ctx.opts)
+        total = torch.zeros_like(x)
+        if tx is not None:
+            total = total + grad * tx
+        if tt is not None:
+            total = total + target_grad(x, target, weight, ctx.opts) * tt
+        loss_t = total.sum(1) if ctx.opts.reduction == "none" else total.sum()
+        return (loss_t,) + (None,) * (n_outputs - 1)
+
+    return jvp
+
+
+# cross_entropy
 def _gradient_graph(x, target, weight, opts) -> Tensor:
     r"""The cross-entropy gradient as differentiable operations:
     :math:`(\alpha p - c)\,\operatorname{sech}^2(x/\mathrm{cap}) / T` per row, with
@@ -387,7 +411,7 @@ def _gradient_graph(x, target, weight, opts) -> Tensor:
     (see :func:`logmax._core.rowstats.grad_coefficients`), times the row's scale. Only its
     derivatives are used: the value is replaced by the exact fused gradient."""
     t, cap, zeta = opts.temperature, opts.softcap, opts.z_loss
-    c, hard, row_w, scale = _row_factors(x, target, weight, opts)
+    c, _, row_w, scale = _row_factors(x, target, weight, opts)
     u = _softcapped(x, cap)
     p = apply(SoftmaxEager, Softmax, u, 1, t, "propagate")
     lse = apply(LogSumExpEager, LogSumExp, u, Dims((1,)), True, t, "propagate")
@@ -399,143 +423,69 @@ def _gradient_graph(x, target, weight, opts) -> Tensor:
     return torch.where(x == -INF, 0.0, g)
 
 
-def _ce_args(o: LossOptions) -> tuple[Any, ...]:
-    return (o.ignore_index, o.reduction, o.label_smoothing, o.temperature, o.softcap, o.z_loss,
-            o.nan_policy, o.normalizer)  # fmt: skip
-
-
-class CrossEntropy(torch.autograd.Function):
-    """``(loss, lse, grad)`` of :func:`logmax.torch._ops.cross_entropy`; ``lse`` and ``grad`` carry
-    no gradient. Soft targets that require grad get :math:`(1-\\varepsilon) w_c (-\\log p_c)`
-    times the row's scale."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, target, weight, opts, want_grad):
-        return _ops.cross_entropy(x, target, weight, *_ce_args(opts), want_grad)
-
-    setup_context = _setup(lambda ctx, i, o: _ce_context(ctx, i, o))
-
-    @staticmethod
-    def backward(ctx, g_loss, g_lse, g_grad):
-        x, target, weight, grad = ctx.saved_tensors
-        opts = ctx.opts
-        reduction = opts.reduction
-        gx = gt = None
-        if ctx.needs_input_grad[0]:
-            gx = grad * _per_row(g_loss, grad, reduction)
-            if torch.is_grad_enabled():  # a graph of the gradient (double backward, torch.func)
-                graph = _gradient_graph(x, target, weight, opts).to(gx.dtype)
-                gx = gx.detach() + (
-                    graph * _per_row(g_loss, graph, reduction)
-                    - (graph * _per_row(g_loss, graph, reduction)).detach()
-                )
-        if ctx.needs_input_grad[1]:
-            gt = _target_grad(x, target, weight, opts) * _per_row(g_loss, x, reduction)
-        return gx, gt, None, None, None
-
-
 def _target_grad(x, target, weight, opts) -> Tensor:
     r""":math:`\partial \ell / \partial t_c = (1-\varepsilon)\, w_c\,(-\log p_c)` times the
     row's scale (the z-loss does not depend on the targets)."""
     eps, t, cap = opts.label_smoothing, opts.temperature, opts.softcap
     logp = apply(LogSoftmaxEager, LogSoftmax, _softcapped(x, cap), 1, t, "propagate")
     _, _, _, scale = _row_factors(x, target.detach(), weight, opts)
-    w = 1.0 if weight is None else weight.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
-    return ((1.0 - eps) * w * -logp * scale).to(target.dtype)
+    return ((1.0 - eps) * _class_weights(weight, x) * -logp * scale).to(target.dtype)
 
 
-def _cross_entropy_jvp(ctx, tx, tt, _w, _o, _g):
-    x, target, weight, grad = ctx.saved_tensors
-    reduction = ctx.opts.reduction
-    if grad.numel() != x.numel():  # forward mode alone: the gradient was not asked for
-        grad = _ops.cross_entropy(x, target, weight, *_ce_args(ctx.opts), True)[2]
-    parts = []
-    if tx is not None:
-        parts.append(grad * tx)
-    if tt is not None:
-        parts.append(_target_grad(x, target, weight, ctx.opts) * tt)
-    total = sum(parts) if parts else torch.zeros_like(x)
-    loss_t = total.sum(1) if reduction == "none" else total.sum()
-    return loss_t, None, None  # lse and grad carry no derivative
+def _ce_args(o: LossOptions) -> tuple[Any, ...]:
+    return (o.ignore_index, o.reduction, o.label_smoothing, o.temperature, o.softcap, o.z_loss,
+            o.nan_policy, o.normalizer)  # fmt: skip
 
 
-def _ce_context(ctx, inputs, output) -> tuple[Tensor, ...]:
-    x, target, weight, opts, _ = inputs
-    ctx.mark_non_differentiable(output[1], output[2])
-    ctx.opts = opts
-    return x, target, weight, output[2]
+def _cross_entropy(x, target, weight, opts, want_grad):
+    """``(loss, lse, grad)`` of :func:`logmax.torch._ops.cross_entropy`; ``lse`` and ``grad`` carry
+    no gradient. Soft targets that require grad get :math:`(1-\\varepsilon) w_c (-\\log p_c)`
+    times the row's scale."""
+    return _ops.cross_entropy(x, target, weight, *_ce_args(opts), want_grad)
 
 
-CrossEntropyEager = _with_jvp(CrossEntropy, _ce_context, _cross_entropy_jvp)
+def _cross_entropy_grad(x, target, weight, opts) -> Tensor:
+    return _ops.cross_entropy(x, target, weight, *_ce_args(opts), True)[2]
 
 
-class NLLLoss(torch.autograd.Function):
-    """``(loss, grad)`` of :func:`logmax.torch._ops.nll_loss`; the loss is linear in the
-    log-probabilities, so its gradient depends on the target and weight only."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(logp, target, weight, opts, want_grad):
-        return _ops.nll_loss(logp, target, weight, *_nll_args(opts), want_grad)
-
-    setup_context = _setup(lambda ctx, i, o: _nll_context(ctx, i, o))
-
-    @staticmethod
-    def backward(ctx, g_loss, g_grad):
-        logp, target, weight, grad = ctx.saved_tensors
-        reduction = ctx.opts.reduction
-        gx = gt = None
-        if ctx.needs_input_grad[0]:
-            gx = grad * _per_row(g_loss, grad, reduction)
-            if torch.is_grad_enabled() and target.is_floating_point() and target.requires_grad:
-                graph = _nll_grad_graph(logp, target, weight, ctx.opts)
-                gx = gx.detach() + (graph - graph.detach()) * _per_row(g_loss, graph, reduction)
-        if ctx.needs_input_grad[1]:
-            gt = _nll_target_grad(logp, target, weight, ctx.opts) * _per_row(
-                g_loss, logp, reduction
-            )
-        return gx, gt, None, None, None
+CrossEntropy, CrossEntropyEager = _function(
+    "CrossEntropy", _cross_entropy, _loss_context,
+    _loss_backward(_gradient_graph, _target_grad),
+    _loss_jvp(3, _cross_entropy_grad, _target_grad),
+)  # fmt: skip
 
 
+# nll_loss
 def _nll_args(o: LossOptions) -> tuple[Any, ...]:
     return (o.ignore_index, o.reduction, o.nan_policy, o.normalizer)
 
 
-def _nll_grad_graph(logp, target, weight, opts) -> Tensor:
-    # -w_c t_c times the row's scale: differentiable in the (soft) target
+def _nll_loss(logp, target, weight, opts, want_grad):
+    """``(loss, grad)`` of :func:`logmax.torch._ops.nll_loss`; the loss is linear in the
+    log-probabilities, so its gradient depends on the target and weight only."""
+    return _ops.nll_loss(logp, target, weight, *_nll_args(opts), want_grad)
+
+
+def _nll_grad(logp, target, weight, opts) -> Tensor:
+    return _ops.nll_loss(logp, target, weight, *_nll_args(opts), True)[1]
+
+
+def _nll_grad_graph(logp, target, weight, opts) -> Tensor | None:
+    # -w_c t_c times the row's scale: differentiable in a soft target that requires grad
+    if not (target.is_floating_point() and target.requires_grad):
+        return None
     c, _, _, scale = _row_factors(logp, target, weight, opts)
     return -c * scale
 
 
 def _nll_target_grad(logp, target, weight, opts) -> Tensor:
     _, _, _, scale = _row_factors(logp, target.detach(), weight, opts)
-    w = 1.0 if weight is None else weight.to(logp.dtype).reshape([1, -1] + [1] * (logp.ndim - 2))
     lp = torch.where(logp == -INF, 0.0, logp)  # 0 * log 0 = 0: no pull on a zero target
+    w = _class_weights(weight, logp)
     return (-w * torch.where(target == 0, lp, logp) * scale).to(target.dtype)
 
 
-def _nll_jvp(ctx, tl, tt, _w, _o, _g):
-    logp, target, weight, grad = ctx.saved_tensors
-    reduction = ctx.opts.reduction
-    if grad.numel() != logp.numel():
-        grad = _ops.nll_loss(logp, target, weight, *_nll_args(ctx.opts), True)[1]
-    parts = []
-    if tl is not None:
-        parts.append(grad * tl)
-    if tt is not None:
-        parts.append(_nll_target_grad(logp, target, weight, ctx.opts) * tt)
-    total = sum(parts) if parts else torch.zeros_like(logp)
-    return (total.sum(1) if reduction == "none" else total.sum()), None
-
-
-def _nll_context(ctx, inputs, output) -> tuple[Tensor, ...]:
-    logp, target, weight, opts, _ = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.opts = opts
-    return logp, target, weight, output[1]
-
-
-NLLLossEager = _with_jvp(NLLLoss, _nll_context, _nll_jvp)
+NLLLoss, NLLLossEager = _function(
+    "NLLLoss", _nll_loss, _loss_context, _loss_backward(_nll_grad_graph, _nll_target_grad),
+    _loss_jvp(2, _nll_grad, _nll_target_grad),
+)  # fmt: skip
