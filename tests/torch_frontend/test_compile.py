@@ -16,7 +16,14 @@ def _step(x, t):
         + lt.softmax(x, 1)[:, 0].sum()
         + lt.logsumexp(x, 1).sum()
         + lt.nll_loss(lt.log_softmax(x, 1), t)
+        + _MODULES[0](lt.LogSoftmax(1)(x), t)
+        + _MODULES[1](x, t)
+        + lt.Softmax(dim=1, temperature=2.0)(x)[:, 1].sum()
     )
+
+
+# modules built outside the compiled function, as in a training loop
+_MODULES = (lt.NLLLoss(reduction="sum"), lt.CrossEntropyLoss(z_loss=0.01, softcap=5.0))
 
 
 def _check(backend):

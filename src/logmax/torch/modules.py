@@ -13,6 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from logmax._core import checks
@@ -22,50 +26,76 @@ from logmax.torch import functional as F
 __all__ = ["CrossEntropyLoss", "LogSoftmax", "NLLLoss", "Softmax"]
 
 
-def _options_repr(module: torch.nn.Module, defaults: dict[str, object]) -> str:
-    """``name=value`` for each option that differs from its default (torch's extra_repr)."""
-    parts = []
-    for name, default in defaults.items():
-        value = getattr(module, name)
-        if value != default:
-            parts.append(f"{name}={value!r}")
-    return ", ".join(parts)
+class _Options:
+    """A module whose ``forward`` passes the options named in ``_options`` (its attributes) to
+    ``_functional``; ``repr`` shows those that differ from the functional's defaults (torch's
+    ``extra_repr``), so that each default is written once, in the functional's signature."""
+
+    _functional: Callable[..., torch.Tensor]
+    _options: tuple[str, ...]
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._options}
+
+    def extra_repr(self) -> str:
+        params = inspect.signature(self._functional).parameters
+        return ", ".join(
+            f"{name}={value!r}"
+            for name, value in self._kwargs().items()
+            if value != params[name].default
+        )
 
 
-class Softmax(torch.nn.Softmax):
+class _Transform(_Options):
+    _options = ("dim", "temperature")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self._functional(input, _stacklevel=5, **self._kwargs())
+
+
+class Softmax(_Transform, torch.nn.Softmax):
     """:func:`logmax.torch.softmax` along ``dim`` (torch's signature, plus ``temperature``)."""
 
+    _functional = staticmethod(F.softmax)
+
     def __init__(self, dim: int | None = None, *, temperature: float = 1.0) -> None:
         super().__init__(dim)
         self.temperature = checks.check_temperature(temperature)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return F.softmax(input, self.dim, _stacklevel=5, temperature=self.temperature)
 
-    def extra_repr(self) -> str:
-        return _options_repr(self, {"dim": None, "temperature": 1.0})
-
-
-class LogSoftmax(torch.nn.LogSoftmax):
+class LogSoftmax(_Transform, torch.nn.LogSoftmax):
     """:func:`logmax.torch.log_softmax` along ``dim`` (torch's signature, plus ``temperature``)."""
 
+    _functional = staticmethod(F.log_softmax)
+
     def __init__(self, dim: int | None = None, *, temperature: float = 1.0) -> None:
         super().__init__(dim)
         self.temperature = checks.check_temperature(temperature)
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(input, self.dim, _stacklevel=5, temperature=self.temperature)
 
-    def extra_repr(self) -> str:
-        return _options_repr(self, {"dim": None, "temperature": 1.0})
+class _Loss(_Options):
+    # torch's module keeps weight, ignore_index, reduction (and label_smoothing); the
+    # validated extras are set from the LossOptions
+    _extras: tuple[str, ...]
+
+    def _keep(self, opts: LossOptions) -> None:
+        for name in self._extras:
+            setattr(self, name, getattr(opts, name))
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._functional(input, target, weight=self.weight, **self._kwargs())
 
 
-class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
+class CrossEntropyLoss(_Loss, torch.nn.CrossEntropyLoss):
     """:func:`logmax.torch.cross_entropy` as a module (torch's constructor, plus our extras).
 
     The options are validated when the module is built, and its ``repr`` shows those that differ
     from the defaults: ``CrossEntropyLoss(label_smoothing=0.1, z_loss=0.001)``.
     """
+
+    _functional = staticmethod(F.cross_entropy)
+    _extras = ("temperature", "softcap", "z_loss", "nan_policy", "normalizer")
+    _options = ("ignore_index", "reduction", "label_smoothing", *_extras)
 
     def __init__(
         self,
@@ -85,37 +115,15 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
         super().__init__(weight, size_average, ignore_index, reduce, reduction, label_smoothing)
         opts = LossOptions.make(self.ignore_index, self.reduction, label_smoothing, temperature,
                                 softcap, z_loss, nan_policy, normalizer)  # fmt: skip
-        self.temperature = opts.temperature
-        self.softcap = opts.softcap
-        self.z_loss = opts.z_loss
-        self.nan_policy = opts.nan_policy
-        self.normalizer = opts.normalizer
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            input,
-            target,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            label_smoothing=self.label_smoothing,
-            temperature=self.temperature,
-            softcap=self.softcap,
-            z_loss=self.z_loss,
-            nan_policy=self.nan_policy,
-            normalizer=self.normalizer,
-        )
-
-    def extra_repr(self) -> str:
-        return _options_repr(self, {
-            "ignore_index": -100, "reduction": "mean", "label_smoothing": 0.0,
-            "temperature": 1.0, "softcap": None, "z_loss": 0.0, "nan_policy": "propagate",
-            "normalizer": None,
-        })  # fmt: skip
+        self._keep(opts)
 
 
-class NLLLoss(torch.nn.NLLLoss):
+class NLLLoss(_Loss, torch.nn.NLLLoss):
     """:func:`logmax.torch.nll_loss` as a module (torch's constructor, plus ``nan_policy``)."""
+
+    _functional = staticmethod(F.nll_loss)
+    _extras = ("nan_policy", "normalizer")
+    _options = ("ignore_index", "reduction", *_extras)
 
     def __init__(
         self,
@@ -129,24 +137,5 @@ class NLLLoss(torch.nn.NLLLoss):
         normalizer: float | None = None,
     ) -> None:
         super().__init__(weight, size_average, ignore_index, reduce, reduction)
-        opts = LossOptions.make(self.ignore_index, self.reduction, nan_policy=nan_policy,
-                                normalizer=normalizer)  # fmt: skip
-        self.nan_policy = opts.nan_policy
-        self.normalizer = opts.normalizer
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.nll_loss(
-            input,
-            target,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-            nan_policy=self.nan_policy,
-            normalizer=self.normalizer,
-        )
-
-    def extra_repr(self) -> str:
-        return _options_repr(self, {
-            "ignore_index": -100, "reduction": "mean", "nan_policy": "propagate",
-            "normalizer": None,
-        })  # fmt: skip
+        self._keep(LossOptions.make(self.ignore_index, self.reduction, nan_policy=nan_policy,
+                                    normalizer=normalizer))  # fmt: skip
