@@ -81,14 +81,19 @@ def _descale(ops: Any, v_hi: Any, v_lo: Any) -> Any:
 # softmax, log_softmax, logsumexp.
 def softmax(ops: Any, x: Any, axis: int, opts: RowOptions) -> Any:
     """:math:`e^{d_i}/(1+s)` along ``axis`` (see :func:`logmax._core.rowstats.softmax_entry`)."""
-    alg = ops.alg
     x2, shape = ops.rows(x, axis)
+    p, bad = _probabilities(ops, x2, opts.temperature)
+    return ops.to_output(ops.unrows(ops.alg.where(bad, NAN, p), shape, axis), x)
+
+
+def _probabilities(ops: Any, x2: Any, temperature: float) -> tuple[Any, Any]:
+    """``(p, bad)``: the softmax of the rows of ``x2`` (working precision) and the rows whose
+    result is NaN, as a column."""
+    alg = ops.alg
     u_hi, u_lo, _ = transform(ops, x2, None)
-    st, d_hi, d_lo = blocks.block_stats(ops, u_hi, u_lo, opts.temperature)
+    st, d_hi, d_lo = blocks.block_stats(ops, u_hi, u_lo, temperature)
     inv_hi, inv_lo = alg.inverse(st.s_hi, st.s_lo)
-    y = alg.softmax_entry(d_hi, d_lo, ops.col(inv_hi), ops.col(inv_lo))
-    y = alg.where(ops.col(st.bad), NAN, y)
-    return ops.to_output(ops.unrows(y, shape, axis), x)
+    return alg.softmax_entry(d_hi, d_lo, ops.col(inv_hi), ops.col(inv_lo)), ops.col(st.bad)
 
 
 def log_softmax(ops: Any, x: Any, axis: int, opts: RowOptions) -> Any:
@@ -474,14 +479,10 @@ def log_softmax_vjp(ops: Any, y: Any, g: Any, axis: int, temperature: float) -> 
 
 def logsumexp_vjp(ops: Any, x: Any, g: Any, axis: int, opts: RowOptions) -> Any:
     r""":math:`g \cdot \operatorname{softmax}(x/T) / T`; 0 on fully masked rows."""
-    alg = ops.alg
     x2, shape = ops.rows(x, axis)
-    u_hi, u_lo, _ = transform(ops, x2, None)
-    st, d_hi, d_lo = blocks.block_stats(ops, u_hi, u_lo, opts.temperature)
-    inv_hi, inv_lo = alg.inverse(st.s_hi, st.s_lo)
-    p = alg.softmax_entry(d_hi, d_lo, ops.col(inv_hi), ops.col(inv_lo))
+    p, bad = _probabilities(ops, x2, opts.temperature)
     gg = ops.col(ops.work_rows(g, ops.shape2(x2)[0]))
-    gx = alg.where(ops.col(st.bad), NAN, p * gg / opts.temperature)
+    gx = ops.alg.where(bad, NAN, p * gg / opts.temperature)
     return ops.to_output(ops.unrows(gx, shape, axis), x, g)
 
 

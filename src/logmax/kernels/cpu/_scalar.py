@@ -35,48 +35,24 @@ KEY64_NEG_INF = np.int64(-0x7FF0000000000000 - 1)
 FM = {"contract"}  # fused multiply-add allowed, nothing that would reorder the error-free sums
 
 
-@intrinsic
-def i64_as_f64(typingctx, x):
-    """Reinterpret the bits of an int64 as a float64."""
-    sig = types.float64(types.int64)
+def _bitcast(name: str, result, argument, ir_type) -> object:
+    """An intrinsic ``name`` that reinterprets the bits of an ``argument`` as a ``result``."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
+    def typer(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir_type)
 
-    return sig, codegen
+        return result(argument), codegen
 
-
-@intrinsic
-def f64_as_i64(typingctx, x):
-    """Reinterpret the bits of a float64 as an int64."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return sig, codegen
+    typer.__name__ = typer.__qualname__ = name
+    typer.__doc__ = f"Reinterpret the bits of an {argument} as a {result}."
+    return intrinsic(typer)
 
 
-@intrinsic
-def i32_as_f32(typingctx, x):
-    """Reinterpret the bits of an int32 as a float32."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def f32_as_i32(typingctx, x):
-    """Reinterpret the bits of a float32 as an int32."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return sig, codegen
+i64_as_f64 = _bitcast("i64_as_f64", types.float64, types.int64, ir.DoubleType())
+f64_as_i64 = _bitcast("f64_as_i64", types.int64, types.float64, ir.IntType(64))
+i32_as_f32 = _bitcast("i32_as_f32", types.float32, types.int32, ir.FloatType())
+f32_as_i32 = _bitcast("f32_as_i32", types.int32, types.float32, ir.IntType(32))
 
 
 @intrinsic
