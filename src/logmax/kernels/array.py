@@ -14,6 +14,7 @@ recomputed exactly or rescaled (:func:`_tiny_log1p`, :mod:`logmax._core.exact`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -232,6 +233,23 @@ def reduce_rows(ops: Any, rows: Any, den: Any, opts: LossOptions) -> Any:
     return alg.where(den != 0, total / alg.where(den != 0, den, 1.0), 0.0 * total)
 
 
+def reduce_losses(ops: Any, rows: Any, den: Any, opts: LossOptions,
+                  quarter: Callable[[Any], Any] | None = None) -> Any:  # fmt: skip
+    """:func:`reduce_rows`, with the rows whose loss is beyond the range (``+inf`` rows, while the
+    mean or sum need not be) summed at a quarter of their size: ``quarter(over)`` gives the
+    losses of the rows ``over`` divided by 4 (``+inf`` where the loss is infinite: a masked
+    target)."""
+    loss = reduce_rows(ops, rows, den, opts)
+    if opts.reduction == "none" or quarter is None:
+        return loss
+    over = rows == INF
+    if not ops.any(over):
+        return loss
+    q = rows * 0.25  # exact, but for subnormal rows, which do not matter beside an overflow
+    q[over] = quarter(over)
+    return 4.0 * reduce_rows(ops, q, den, opts)
+
+
 def row_scale(ops: Any, grad_output: Any, den: Any, counted: Any, opts: LossOptions, n: int):
     """d(loss)/d(row loss) per row for the upstream gradient ``grad_output`` (0 where a row does
     not count; 1/den for the mean, 0 when den is 0)."""
@@ -278,6 +296,18 @@ def loss_rows(ops: Any, target2: Any, soft: bool, w_cls: Any, opts: LossOptions,
     return LossRows(counted, y, row_w, hard, coef, denominator(ops, row_w, soft, opts))
 
 
+def quarter_ce_rows(ops: Any, x2: Any, target2: Any, soft: bool, w_cls: Any,
+                    opts: LossOptions) -> Any:  # fmt: skip
+    """A quarter of the cross-entropy of each row of ``x2`` (for :func:`reduce_losses`): the
+    row's own statistics, and its shifts from those of ``u/4`` (:func:`ce_finish`)."""
+    lr = loss_rows(ops, target2, soft, w_cls, opts, x2, ops.shape2(x2)[1])
+    st, u_hi, u_lo, _ = ce_block(ops, x2, lr, opts)
+    quarter, _, _ = blocks.block_stats(
+        ops, 0.25 * u_hi, 0.25 * u_lo, opts.temperature, target=lr.y, coef=lr.coef
+    )
+    return ce_finish(ops, st, lr, opts, quarter).loss
+
+
 def coef_block(lr: LossRows, col0: int, col1: int) -> Any:
     """The dense coefficients of columns ``col0:col1``."""
     if lr.coef is None:
@@ -307,24 +337,31 @@ class Finished:
     grad: tuple[Any, ...]  # (alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo, inv_hi, inv_lo)
 
 
-def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions) -> Finished:
-    """Loss, logsumexp and the gradient's row factors from a whole row's merged statistics."""
+def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
+              quarter: blocks.Stats | None = None) -> Finished:  # fmt: skip
+    """Loss, logsumexp and the gradient's row factors from a whole row's merged statistics.
+
+    ``quarter``: the statistics of the same rows at a quarter of their size (``u/4``), whose
+    shifts :math:`(u_c - m)/4T` do not overflow where :math:`(u_c - m)/T` does; the loss is then
+    a quarter of the row's (:func:`quarter_ce_rows`)."""
     alg = ops.alg
     t = opts.temperature
     zero = 0.0 * lr.row_w
     dense = lr.coef is not None
+    at = st if quarter is None else quarter  # the shifts d_y and sum a_c d_c
     a_rest = st.a_rest if dense else zero
     a_k = st.a_k if dense else zero
-    ad_hi = st.ad_hi if dense else zero
-    ad_lo = st.ad_lo if dense else zero
+    ad_hi = at.ad_hi if dense else zero
+    ad_lo = at.ad_lo if dense else zero
     a_tot = a_rest + a_k
     l_hi, l_lo = alg.log1p_s(st.s_hi, st.s_lo)
     lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
-    sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
-    dy_hi, dy_lo = alg.shift(st.uy_hi, st.uy_lo, sh, sl, t)
+    sh, sl = alg.finite_shift(at.m_hi, at.m_lo)
+    dy_hi, dy_lo = alg.shift(at.uy_hi, at.uy_lo, sh, sl, t)
+    h = 1.0 if quarter is None else 0.5  # exact scalings: L/4, and lse/2 in the z-loss's square
     loss_hi, loss_lo = alg.loss_row(
-        lr.hard, dy_hi, dy_lo, st.has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo,
-        opts.z_loss, lr.row_w, lse_hi, lse_lo,
+        lr.hard, dy_hi, dy_lo, st.has_y, a_tot, ad_hi, ad_lo, (h * h) * l_hi, (h * h) * l_lo,
+        opts.z_loss, lr.row_w, h * lse_hi, h * lse_lo,
     )  # fmt: skip
     loss = alg.where(lr.counted, alg.where(st.bad, NAN, loss_hi + loss_lo), 0.0)
     alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
@@ -396,7 +433,9 @@ def cross_entropy(
             if lr.coef is None and opts.z_loss == 0.0:
                 use = (small == small) & (lr.y == st.k) & lr.counted & ~st.bad
                 rows = alg.where(use, small, rows)
-    loss = reduce_rows(ops, rows, lr.den, opts)
+    labels = target2 if soft else ops.flat_labels(target)
+    loss = reduce_losses(ops, rows, lr.den, opts, lambda over: quarter_ce_rows(
+        ops, x2[over], labels[over], soft, w_cls, opts))  # fmt: skip
     t = opts.temperature
     lse_v = lse_rows(ops, u_hi, u_lo, t, ops.need_bits(x)) if want_lse else fin.lse_hi + fin.lse_lo
     grad = None
@@ -552,7 +591,10 @@ def loss_in_blocks(ops: Any, op: Any, x: Any, axis: int, target: Any, soft: bool
             lse[r0:r1] = out[1]
         if grad is not None:
             grad[r0:r1] = out[-1]
-    loss = reduce_rows(ops, rows, den, opts)
+    quarter = None  # a row's cross-entropy may overflow where the mean does not
+    if op is cross_entropy:
+        quarter = lambda over: quarter_ce_rows(ops, x2[over], t2[over], soft, w, opts)  # noqa: E731
+    loss = reduce_losses(ops, rows, den, opts, quarter)
     batch = ops.batch_shape(shape, axis)
     if opts.reduction == "none":
         loss = ops.reshape(loss, batch)

@@ -126,7 +126,15 @@ class NumbaBackend:
             where=None, grad_scale=scale,
         )  # fmt: skip
         _ready.add(("cross_entropy", x.dtype.name, False))
-        loss = array.reduce_rows(OPS, np.asarray(rows, dtype=np.float64).reshape(-1), den, opts)
+        with np.errstate(all="ignore"):  # (rows beyond the range: see array.reduce_losses)
+            loss = array.reduce_losses(
+                OPS, np.asarray(rows, dtype=np.float64).reshape(-1), den, opts,
+                lambda over: array.quarter_ce_rows(
+                    OPS, OPS.rows(x, axis)[0][over],
+                    OPS.rows(target, axis)[0][over] if soft else OPS.flat_labels(target)[over],
+                    soft, w_cls, opts,
+                ),
+            )  # fmt: skip
         if opts.reduction == "none":
             loss = loss.reshape(batch)
         if want_lse:
