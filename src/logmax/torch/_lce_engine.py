@@ -39,7 +39,7 @@ MIB = 1 << 20
 DEFAULT_BUDGET = {"cpu": 64 * MIB}  # bytes of chunk workspace; other devices: OTHER_BUDGET
 OTHER_BUDGET = 512 * MIB
 MIN_ROWS = 32  # below this many rows per chunk the products lose efficiency: cut V instead
-GROUP_BYTES = 2 * MIB  # the element-wise passes run on row groups of about this much workspace
+GROUP_BYTES = 2 * MIB  # the element-wise passes run on slabs of about this much temporary
 CONVERT_COLS = 4096  # 16-bit inputs: classes of W converted to float32 at a time
 LOW = (torch.float16, torch.bfloat16)
 FAST_BITS = {torch.float64: 40, torch.float32: 20}  # the fast kernel's hot dtype -> bits of s
@@ -53,9 +53,9 @@ def logits_dtype(dtype: torch.dtype) -> torch.dtype:
 def make_kernel(dtype: torch.dtype, ops: Any, opts: Any, dense: bool):
     """The kernel for inputs of ``dtype``: exact (double-double) for float64, fast otherwise."""
     if dtype == torch.float64:
-        return kern.ExactKernel(ops, opts)
+        return kern.ExactKernel(ops, opts, GROUP_BYTES)
     hot = torch.float32 if dtype in LOW else torch.float64
-    return kern.FastKernel(ops, opts, hot, dense)
+    return kern.FastKernel(ops, opts, hot, dense, GROUP_BYTES)
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,9 @@ class Sweep:
 
 
 class _Linear:
-    """The three matrix products of a chunk, in the logits' dtype (16-bit ``W`` converted to
-    float32 a block of :data:`CONVERT_COLS` classes at a time)."""
+    """The three matrix products of a chunk, on its logits *transposed* (``xT = W_b h_c^T``,
+    class-major: the layout in which the forward product runs fastest), in the logits' dtype
+    (16-bit ``W`` converted to float32 a block of :data:`CONVERT_COLS` classes at a time)."""
 
     def __init__(self, W: torch.Tensor, b: torch.Tensor | None, dtype: torch.dtype) -> None:
         self.W, self.b, self.dtype = W, b, dtype
@@ -137,27 +138,23 @@ class _Linear:
             c1 = min(c0 + CONVERT_COLS, v1)
             yield c0, c1, self.W[c0:c1].to(self.dtype)
 
-    def logits(self, h_c: torch.Tensor, v0: int, v1: int, out: torch.Tensor) -> None:
-        """``out = h_c W[v0:v1]^T + b[v0:v1]`` (``h_c`` already in the logits' dtype)."""
+    def logits(self, h_c: torch.Tensor, v0: int, v1: int, xT: torch.Tensor) -> None:
+        """``xT = W[v0:v1] h_c^T + b[v0:v1]`` (``h_c`` already in the logits' dtype)."""
         for c0, c1, w in self._blocks(v0, v1):
-            b = None if self.b is None else self.b[c0:c1].to(self.dtype)
-            if not self.convert:
-                if b is None:
-                    torch.mm(h_c, w.t(), out=out)
-                else:
-                    torch.addmm(b, h_c, w.t(), out=out)
+            out = xT[c0 - v0 : c1 - v0]
+            if self.b is None:
+                torch.mm(w, h_c.t(), out=out)
             else:
-                part = torch.mm(h_c, w.t()) if b is None else torch.addmm(b, h_c, w.t())
-                out[:, c0 - v0 : c1 - v0].copy_(part)
+                torch.addmm(self.b[c0:c1, None].to(self.dtype), w, h_c.t(), out=out)
 
-    def input_grad(self, g: torch.Tensor, v0: int, v1: int, out: torch.Tensor, add: bool) -> None:
-        """``out (+)= g W[v0:v1]``."""
+    def input_grad(self, gT: torch.Tensor, v0: int, v1: int, out: torch.Tensor, add: bool):
+        """``out (+)= g W[v0:v1]`` for the gradient ``gT`` (class-major)."""
         for c0, c1, w in self._blocks(v0, v1):
-            gb = g[:, c0 - v0 : c1 - v0]
+            g = gT[c0 - v0 : c1 - v0].t()
             if add:
-                out.addmm_(gb, w)
+                out.addmm_(g, w)
             else:
-                torch.mm(gb, w, out=out)
+                torch.mm(g, w, out=out)
                 add = True
 
     def rows(self, cols: torch.Tensor) -> torch.Tensor:
@@ -252,25 +249,16 @@ class _Chunk:
         self.cpu = h_c.device.type == "cpu"
 
     def _x(self, cols: int) -> torch.Tensor:
-        return self.ws[: self.n_rows * cols].view(self.n_rows, cols)
+        """The workspace as the transposed logits of ``cols`` classes: ``(cols, rows)``."""
+        return self.ws[: self.n_rows * cols].view(cols, self.n_rows)
 
-    def _group_rows(self, cols: int) -> int:
-        return max(1, GROUP_BYTES // (max(cols, 1) * self.kernel.bytes_per_logit))
+    def _stats(self, xT: torch.Tensor, v0: int):
+        with _one_thread(self.cpu):
+            return self.kernel.stats(xT, v0, self.lr)
 
-    def _stats(self, x: torch.Tensor, v0: int):
-        size = self._group_rows(x.shape[1])
-        with _one_thread(self.cpu and size < self.n_rows):
-            parts = [self.kernel.stats(x[g0:g1], v0, kern.loss_rows_slice(self.lr, g0, g1))
-                     for g0, g1 in _groups(self.n_rows, size)]  # fmt: skip
-        return kern.cat_stats(parts)
-
-    def _grad(self, x: torch.Tensor, v0: int, st, fin, f) -> None:
-        size = self._group_rows(x.shape[1])
-        with _one_thread(self.cpu and size < self.n_rows):
-            for g0, g1 in _groups(self.n_rows, size):
-                self.kernel.grad(x[g0:g1], v0, kern.stats_rows(st, g0, g1),
-                                 _fin_rows(fin, g0, g1), kern.loss_rows_slice(self.lr, g0, g1),
-                                 kern.factors_rows(f, g0, g1))  # fmt: skip
+    def _grad(self, xT: torch.Tensor, v0: int, st, fin, f) -> None:
+        with _one_thread(self.cpu):
+            self.kernel.grad(xT, v0, st, fin, self.lr, f)
 
     def run(self, out: Sweep, r0: int, r1: int, scale, lse_grad, need, bits: int) -> None:
         plan, lin, h_c, opts = self.plan, self.lin, self.h_c, self.opts
@@ -300,46 +288,45 @@ class _Chunk:
             self._grad(x, v0, st, fin, f)
             self._products(x, v0, v1, dh_c, i > 0, out)
 
-    def _products(self, g, v0: int, v1: int, dh_c, add: bool, out: Sweep) -> None:
-        """``dh_c (+)= g W_b``, ``dW_b (+)= g^T h_c``, ``db_b += sum(g)`` for block ``v0:v1``."""
+    def _products(self, gT, v0: int, v1: int, dh_c, add: bool, out: Sweep) -> None:
+        """``dh_c (+)= g W_b``, ``dW_b (+)= g^T h_c``, ``db_b += sum(g)`` for block ``v0:v1``
+        (``gT`` class-major)."""
         if dh_c is not None:
-            self.lin.input_grad(g, v0, v1, dh_c, add)
+            self.lin.input_grad(gT, v0, v1, dh_c, add)
         if out.dW is not None:
             if self.first:
-                torch.mm(g.t(), self.h_c, out=out.dW[v0:v1])
+                torch.mm(gT, self.h_c, out=out.dW[v0:v1])
             else:
-                out.dW[v0:v1].addmm_(g.t(), self.h_c)
+                out.dW[v0:v1].addmm_(gT, self.h_c)
         if out.db is not None:
-            out.db[v0:v1].add_(g.sum(dim=0))
+            out.db[v0:v1].add_(gT.sum(dim=1))
 
-    def _fold(self, e: torch.Tensor, f, out: Sweep, r0: int, r1: int) -> None:
-        """The products of a chunk whose workspace holds ``e^{d}`` (fold mode)."""
+    def _fold(self, eT: torch.Tensor, f, out: Sweep, r0: int, r1: int) -> None:
+        """The products of a chunk whose workspace holds ``e^{d}`` (fold mode): the entries at
+        ``k`` and ``y`` become ``g / r``, so that ``r e`` is the gradient everywhere."""
         lin, h_c = self.lin, self.h_c
-        r = f.r.to(e.dtype)
-        cols, vals, rows = kern.fold_corrections(f)
-        vals = vals.to(e.dtype)
+        r = f.r.to(eT.dtype)
+        apart = kern.fold_entries(eT, f)
         if out.dh is not None:
             dh_c = out.dh[r0:r1]
-            lin.input_grad(e, 0, self.plan.n_classes, dh_c, False)
+            lin.input_grad(eT, 0, self.plan.n_classes, dh_c, False)
             dh_c.mul_(r[:, None])
-            dh_c.index_add_(0, rows, lin.rows(cols) * vals[:, None])
         if out.dW is not None:
             rh = h_c * r[:, None]
             if self.first:
-                torch.mm(e.t(), rh, out=out.dW)
+                torch.mm(eT, rh, out=out.dW)
             else:
-                out.dW.addmm_(e.t(), rh)
-            out.dW.index_add_(0, cols, h_c.index_select(0, rows) * vals[:, None])
+                out.dW.addmm_(eT, rh)
         if out.db is not None:
-            out.db.addmv_(e.t(), r)
-            out.db.index_add_(0, cols, vals)
-
-
-def _fin_rows(fin: array.Finished, start: int, stop: int) -> array.Finished:
-    return array.Finished(
-        fin.loss[start:stop], fin.lse_hi[start:stop], fin.lse_lo[start:stop],
-        tuple(v[start:stop] for v in fin.grad),
-    )  # fmt: skip
+            out.db.addmv_(eT, r)
+        if apart is not None:  # rows whose r is 0 but not their gradient (contrived)
+            cols, vals, rows = apart
+            if out.dh is not None:
+                out.dh[r0:r1].index_add_(0, rows, lin.rows(cols) * vals[:, None])
+            if out.dW is not None:
+                out.dW.index_add_(0, cols, h_c.index_select(0, rows) * vals[:, None])
+            if out.db is not None:
+                out.db.index_add_(0, cols, vals)
 
 
 def refine_lse(h, W, b, rows: torch.Tensor, lse: torch.Tensor, opts: Any, need_bits: int,
@@ -353,9 +340,9 @@ def refine_lse(h, W, b, rows: torch.Tensor, lse: torch.Tensor, opts: Any, need_b
     out = lse.clone()
     for i0, i1 in _groups(rows.shape[0], batch):
         idx = rows[i0:i1]
-        x = torch.empty(i1 - i0, W.shape[0], dtype=xdt, device=h.device)
-        lin.logits(h.index_select(0, idx).to(xdt), 0, W.shape[0], x)
-        u_hi, u_lo, _ = array.transform(ops, x, opts.softcap)
+        xT = torch.empty(W.shape[0], i1 - i0, dtype=xdt, device=h.device)
+        lin.logits(h.index_select(0, idx).to(xdt), 0, W.shape[0], xT)
+        u_hi, u_lo, _ = array.transform(ops, xT.t(), opts.softcap)
         v = array.lse_rows(ops, u_hi, u_lo, opts.temperature, need_bits)
         out[idx] = v.to(out.dtype)
     return out

@@ -27,6 +27,9 @@ or does not apply -- the maximum's column :math:`k` and the target's :math:`y` -
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -37,7 +40,39 @@ from logmax.kernels import array
 
 INF = float("inf")
 NAN = float("nan")
-ARGMAX_BLOCK = 512  # columns per step of first_argmax's two-level search
+MAX_THREADS = 4  # element-wise work on the CPU: at most this many threads (and torch's count)
+
+
+class _Pool:
+    """Runs a function over slabs on several Python threads, each running torch on one thread
+    (torch's operations release the GIL). Small element-wise operations split by torch's own
+    threads spend more in synchronisation than they gain, catastrophically on a busy machine;
+    whole slabs per thread do not. Results come back in the slabs' order, so that sums over
+    them do not depend on the scheduling. Recreated after a ``fork`` (its threads stay behind).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.size = 0
+
+    def map(self, fn, items: list, device: torch.device) -> list:
+        n = min(MAX_THREADS, torch.get_num_threads(), len(items)) if device.type == "cpu" else 1
+        if n <= 1:
+            return [fn(x) for x in items]
+        if self.pid != os.getpid() or self.size < n - 1:
+            self.pool = ThreadPoolExecutor(n - 1, initializer=torch.set_num_threads, initargs=(1,))
+            self.pid, self.size = os.getpid(), n - 1
+
+        def share(w: int) -> list:
+            return [fn(items[j]) for j in range(w, len(items), n)]
+
+        futures = [self.pool.submit(share, w) for w in range(1, n)]
+        parts = [share(0)] + [f.result() for f in futures]
+        return [parts[j % n][j // n] for j in range(len(items))]
+
+
+POOL = _Pool()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,41 +116,11 @@ def stats_rows(st: blocks.Stats, start: int, stop: int) -> blocks.Stats:
     })  # fmt: skip
 
 
-def first_argmax(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """The first column of each row of ``x`` (2-D, contiguous rows) holding its maximum ``m``.
-
-    ``x.max(dim=1)`` is a scalar loop on the CPU, ten times slower than ``amax``: this finds the
-    first block of :data:`ARGMAX_BLOCK` columns that holds the maximum (from the blocks' maxima)
-    and searches only that block. Rows without a match (NaN) give 0.
-    """
-    n_rows, n = x.shape
-    nb = n // ARGMAX_BLOCK
-    mc = m[:, None]
-    if nb == 0:
-        return (x == mc).to(torch.uint8).argmax(dim=1)
-    main = x[:, : nb * ARGMAX_BLOCK].reshape(n_rows, nb, ARGMAX_BLOCK)
-    hit = main.amax(dim=2) == mc
-    first = hit.to(torch.uint8).argmax(dim=1)
-    block = main[torch.arange(n_rows, device=x.device), first]
-    k = first * ARGMAX_BLOCK + (block == mc).to(torch.uint8).argmax(dim=1)
-    if nb * ARGMAX_BLOCK == n:
-        return k
-    tail = nb * ARGMAX_BLOCK + (x[:, nb * ARGMAX_BLOCK :] == mc).to(torch.uint8).argmax(dim=1)
-    return torch.where(hit.any(dim=1), k, tail)
-
-
 def _pick_rows(v: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``v[r, cols[r]]`` for a ``(rows, K)`` tensor, or ``v[cols]`` for a class vector."""
     if v.ndim == 1:
         return v[cols]
     return v.gather(1, cols[:, None])[:, 0]
-
-
-def _put(x: torch.Tensor, local: torch.Tensor, inside: torch.Tensor, value: torch.Tensor) -> None:
-    """``x[r, local[r]] = value[r]`` where ``inside[r]`` (in place)."""
-    idx = torch.where(inside, local, torch.zeros_like(local))[:, None]
-    current = x.gather(1, idx)[:, 0]
-    x.scatter_(1, idx, torch.where(inside, value.to(x.dtype), current)[:, None])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,22 +185,44 @@ def factors_rows(f: RowFactors, start: int, stop: int) -> RowFactors:
 
 
 # ---------------------------------------------------------------------------------------------
-# The kernels.
+# The kernels. Both take a block *transposed*: ``xT`` of shape ``(K, rows)`` (class-major, the
+# layout in which the product ``W_b h_c^T`` runs fastest), and overwrite it.
+def _groups(n: int, size: int):
+    for g0 in range(0, n, size):
+        yield g0, min(g0 + size, n)
+
+
 class ExactKernel:
-    """float64 logits, through the double-double phases of :mod:`logmax.kernels.array`."""
+    """float64 logits, through the double-double phases of :mod:`logmax.kernels.array`, on row
+    groups whose temporaries fit in :data:`GROUP_BYTES`."""
 
     fold = False
     bytes_per_logit = 400  # the double-double temporaries of one block
 
-    def __init__(self, ops: Any, opts: Any) -> None:
-        self.ops, self.opts = ops, opts
+    def __init__(self, ops: Any, opts: Any, group_bytes: int) -> None:
+        self.ops, self.opts, self.group_bytes = ops, opts, group_bytes
 
-    def stats(self, x: torch.Tensor, col0: int, lr: array.LossRows) -> blocks.Stats:
-        return array.ce_block(self.ops, x, lr, self.opts, col0)[0]
+    def _rows(self, xT: torch.Tensor):
+        size = max(1, self.group_bytes // (max(xT.shape[0], 1) * self.bytes_per_logit))
+        return _groups(xT.shape[1], size)
 
-    def grad(self, x: torch.Tensor, col0: int, st: blocks.Stats, fin: array.Finished,
+    def stats(self, xT: torch.Tensor, col0: int, lr: array.LossRows) -> blocks.Stats:
+        return cat_stats([
+            array.ce_block(self.ops, xT[:, g0:g1].t(), loss_rows_slice(lr, g0, g1), self.opts,
+                           col0)[0]
+            for g0, g1 in self._rows(xT)
+        ])  # fmt: skip
+
+    def grad(self, xT: torch.Tensor, col0: int, st: blocks.Stats, fin: array.Finished,
              lr: array.LossRows, f: RowFactors) -> None:  # fmt: skip
-        """The block's gradient, in place of its logits ``x``."""
+        """The block's gradient, in place of its logits."""
+        for g0, g1 in self._rows(xT):
+            x = xT[:, g0:g1].t()
+            g = self._grad(x, col0, stats_rows(st, g0, g1), finished_rows(fin, g0, g1),
+                           loss_rows_slice(lr, g0, g1), factors_rows(f, g0, g1))  # fmt: skip
+            xT[:, g0:g1].copy_(g.t())
+
+    def _grad(self, x, col0, st, fin, lr, f):
         ops, opts = self.ops, self.opts
         alg, col = ops.alg, ops.col
         u_hi, u_lo, dcap = array.transform(ops, x, opts.softcap)
@@ -203,11 +230,11 @@ class ExactKernel:
         if bool((f.bt != 0.0).any()):  # the logsumexp's gradient b p_j / T (times sech^2)
             sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
             d_hi, d_lo = alg.shift(u_hi, u_lo, col(sh), col(sl), opts.temperature)
-            _, _, _, _, _, _, _, inv_hi, inv_lo = fin.grad
+            inv_hi, inv_lo = fin.grad[7], fin.grad[8]
             p = alg.softmax_entry(d_hi, d_lo, col(inv_hi), col(inv_lo))
             lse_part = p * col(f.bt) if dcap is None else p * col(f.bt) * dcap
             g = g + torch.where(col(st.bad), NAN, lse_part)
-        x.copy_(g)
+        return g
 
 
 class FastKernel:
@@ -226,148 +253,217 @@ class FastKernel:
     hot dtype: :math:`2^{-20}` against their half ULP of :math:`2^{-9}` (bfloat16) or
     :math:`2^{-12}` (float16).
 
+    The block is processed in *slabs* of classes (all its rows at once) whose hot temporary fits
+    in ``group_bytes``: a first pass takes each slab's maxima, a second the terms. With a softcap
+    :math:`m = \mathrm{cap}\tanh(\max x/\mathrm{cap})` (the softcap is monotone).
+
     ``fold``: without a softcap or dense coefficients (label smoothing, soft targets) the gradient
     is :math:`g_j = r\,e^{d_j}` except at :math:`k` and :math:`y`: the stats pass leaves
-    :math:`e^{d_j}` in the block (0 at :math:`k` and :math:`y`) and the row factor :math:`r` is
-    applied to the operands of the matrix products instead of the block (one pass fewer).
+    :math:`e^{d_j}` in the block, :func:`fold_entries` writes :math:`g/r` at :math:`k` and
+    :math:`y`, and the row factor :math:`r` is applied to the operands of the matrix products
+    instead of the block (one pass fewer).
     """
 
-    def __init__(self, ops: Any, opts: Any, hot: torch.dtype, dense: bool) -> None:
-        self.ops, self.opts, self.hot = ops, opts, hot
+    def __init__(self, ops: Any, opts: Any, hot: torch.dtype, dense: bool,
+                 group_bytes: int) -> None:  # fmt: skip
+        self.ops, self.opts, self.hot, self.group_bytes = ops, opts, hot, group_bytes
         self.fold = opts.softcap is None and not dense
         # the hot temporaries (two with a softcap) and a mask
         self.bytes_per_logit = hot.itemsize * (1 if opts.softcap is None else 2) + 1
         self._temps: dict[str, torch.Tensor] = {}
 
+    def _slabs(self, xT: torch.Tensor):
+        size = max(1, self.group_bytes // (max(xT.shape[1], 1) * self.bytes_per_logit))
+        return list(_groups(xT.shape[0], size))
+
     def _temp(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A reusable hot temporary of ``like``'s shape (one set per thread)."""
+        key = (name, threading.get_ident())
         n = like.numel()
-        buf = self._temps.get(name)
+        buf = self._temps.get(key)
         if buf is None or buf.numel() < n or buf.device != like.device:
             buf = torch.empty(n, dtype=self.hot, device=like.device)
-            self._temps[name] = buf
+            self._temps[key] = buf
         return buf[:n].view(like.shape)
 
-    def _transform(self, x: torch.Tensor):
-        """``u`` (hot temporary) and the softcap's derivative (another one, or None) of ``x``;
-        with a softcap ``+inf`` becomes ``cap`` and ``-inf`` stays masked (as
+    def _transform(self, x: torch.Tensor, into: torch.Tensor | None = None):
+        """``u`` (hot) and the softcap's derivative (hot, or None) of ``x``; with a softcap
+        ``+inf`` becomes ``cap`` and ``-inf`` stays masked (as
         :func:`logmax.kernels.array.transform`)."""
         cap = self.opts.softcap
-        u = self._temp("u", x)
+        u = self._temp("u", x) if into is None else into
         if cap is None:
             return u.copy_(x), None
-        q = self._temp("q", x)
+        q = self._temp("q", x) if into is None else torch.empty_like(u)
         torch.div(x, cap, out=q)
         torch.tanh(q, out=u).mul_(cap)
         u.masked_fill_(x == -INF, -INF)
         dcap = torch.cosh(q, out=q).square_().reciprocal_()  # sech^2: no 1 - tanh^2 cancellation
         return u, dcap
 
-    def stats(self, x: torch.Tensor, col0: int, lr: array.LossRows) -> blocks.Stats:
-        """Statistics of the block ``x``; in ``fold`` mode ``x`` is left holding
-        :math:`e^{d_j}` (0 at :math:`k` and at the target)."""
+    def _maxima(self, xT: torch.Tensor, slabs):
+        """Per row: the raw maximum, the first slab holding it and the bad rows (zeroed: the
+        algebra's rule is that a bad row's statistics are those of zeros)."""
+        table = torch.stack(POOL.map(lambda ab: xT[ab[0] : ab[1]].amax(dim=0), slabs, xT.device))
+        mx = table.amax(dim=0)
+        bad = torch.isnan(mx) if self.opts.softcap is not None else torch.isnan(mx) | (mx == INF)
+        if bool(bad.any()):
+            xT.masked_fill_(bad[None, :], 0.0)
+            table.masked_fill_(bad[None, :], 0.0)
+            mx = torch.where(bad, 0.0, mx)
+        first = (table == mx[None, :]).to(torch.uint8).argmax(dim=0)
+        return mx, first, bad
+
+    def stats(self, xT: torch.Tensor, col0: int, lr: array.LossRows) -> blocks.Stats:
+        """Statistics of the block; in ``fold`` mode the block is left holding
+        :math:`e^{d_j}` (for :func:`fold_entries`)."""
         opts, wd = self.opts, self.ops.work_dtype
-        n_rows, n = x.shape
-        if opts.softcap is None:
-            m = x.amax(dim=1) if n else x.new_full((n_rows,), -INF)
-            bad = torch.isnan(m) | (m == INF)
-        else:
-            bad = torch.isnan(x).any(dim=1)
-        if bool(bad.any()):  # the algebra's rule: a bad row's statistics are those of zeros
-            x.masked_fill_(bad[:, None], 0.0)
-            if opts.softcap is None:
-                m = torch.where(bad, 0.0, m)
+        n, n_rows = xT.shape
+        dev = xT.device
         local = lr.y - col0
         has_y = (local >= 0) & (local < n)
         ly = torch.where(has_y, local, torch.zeros_like(local))
+        zero = torch.zeros(n_rows, dtype=wd, device=dev)
         if n == 0:
-            zero = torch.zeros(n_rows, dtype=wd, device=x.device)
-            return blocks.Stats(zero - INF, zero, ly + col0, zero, zero, bad, zero, zero, has_y,
-                                *self._dense_empty(lr, zero))  # fmt: skip
-        u, _ = self._transform(x)
-        if opts.softcap is not None:
-            m = u.amax(dim=1)
-        k = first_argmax(x, m) if opts.softcap is None else first_argmax(u, m)
-        uy = u.gather(1, ly[:, None])[:, 0]
-        shift = torch.where(m == -INF, 0.0, m).to(self.hot)
-        d = u.sub_(shift[:, None])
-        if opts.temperature != 1.0:
-            d.div_(opts.temperature)
-        dense = self._dense(d, lr, col0, n, k)
-        e = d.exp_()
-        e.scatter_(1, k[:, None], 0.0)  # the maximum's own term is the 1 of log1p(s)
-        s = e.sum(dim=1)
-        if self.fold:  # the target's entry is added apart (see RowFactors.y_apart)
-            _put(e, ly, has_y & lr.counted & (ly != k), torch.zeros_like(s))
-            x.copy_(e)
-        zero = torch.zeros_like(s, dtype=wd)
-        return blocks.Stats(m.to(wd), zero, k + col0, s.to(wd), zero, bad, uy.to(wd), zero, has_y,
-                            *dense)  # fmt: skip
+            return blocks.Stats(zero - INF, zero, ly + col0, zero, zero, zero != 0, zero, zero,
+                                has_y, *self._dense_empty(lr, zero))  # fmt: skip
+        slabs = self._slabs(xT)
+        mx, first, bad = self._maxima(xT, slabs)
+        rows = torch.arange(n_rows, device=dev)
+        m = self._transform(mx[None, :])[0][0].clone()
+        uy = self._transform(xT[ly, rows][None, :])[0][0].clone()
+        shift = torch.where(m == -INF, 0.0, m)
+        k = torch.zeros(n_rows, dtype=torch.long, device=dev)
+
+        def slab(i: int):
+            a, b = slabs[i]
+            x = xT[a:b]
+            here = (first == i).nonzero()[:, 0]
+            if here.numel():  # the first column holding the maximum (while x is in the cache)
+                hit = x[:, here] == mx[here][None, :]
+                k[here] = a + hit.to(torch.uint8).argmax(dim=0)
+            d = self._transform(x)[0].sub_(shift[None, :])
+            if opts.temperature != 1.0:
+                d.div_(opts.temperature)
+            dense = None if lr.coef is None else self._dense_part(d, lr, col0 + a, col0 + b)
+            e = d.exp_()
+            e[k[here] - a, here] = 0.0  # the maximum's own term is the 1 of log1p(s)
+            part = e.sum(dim=0)
+            if self.fold:  # (k and y are overwritten by fold_entries)
+                x.copy_(e)
+            return part, dense
+
+        parts = POOL.map(slab, list(range(len(slabs))), dev)
+        s = parts[0][0]
+        for p, _ in parts[1:]:  # in the slabs' order: the same sum whatever the threads
+            s = s + p
+        st = blocks.Stats(m.to(wd), zero, k + col0, s.to(wd), zero, bad, uy.to(wd), zero, has_y)
+        if lr.coef is not None:
+            self._dense_finish(st, [d for _, d in parts], lr, col0, n, k, zero)
+        return st
 
     def _dense_empty(self, lr, zero):
-        if lr.coef is None:
-            return (None, None, None, None)
-        return (zero, zero, zero, zero)
+        return (None, None, None, None) if lr.coef is None else (zero, zero, zero, zero)
 
-    def _dense(self, d: torch.Tensor, lr: array.LossRows, col0: int, n: int, k: torch.Tensor):
-        r"""``a_rest``, ``a_k`` and :math:`\sum_c a_c d_c` (``-inf`` where a positive coefficient
-        meets a masked entry) of the block's dense coefficients, or Nones."""
-        if lr.coef is None:
-            return (None, None, None, None)
-        wd = self.ops.work_dtype
-        a = array.coef_block(lr, col0, col0 + n).to(self.hot)
-        a_k = _pick_rows(a, k)
-        total = a.sum(dim=-1)
-        a_rest = total - a_k
+    def _coef_slab(self, lr: array.LossRows, c0: int, c1: int) -> torch.Tensor:
+        """The dense coefficients of columns ``c0:c1``, class-major: ``(K,)`` or ``(K, rows)``."""
+        a = array.coef_block(lr, c0, c1).to(self.hot)
+        return a if a.ndim == 1 else a.t()
+
+    def _dense_part(self, d: torch.Tensor, lr, c0: int, c1: int):
+        r"""A slab's :math:`\sum_c a_c d_c` and where a positive coefficient meets a masked
+        entry."""
+        a = self._coef_slab(lr, c0, c1)
         masked = d == -INF
         dm = d.masked_fill(masked, 0.0)
-        ad = dm @ a if a.ndim == 1 else (dm * a).sum(dim=1)
-        lost = (masked & (a > 0.0)).any(dim=1)
-        ad = torch.where(lost, -INF, ad)
-        zero = torch.zeros_like(ad, dtype=wd)
-        return (a_rest.to(wd), a_k.to(wd), ad.to(wd), zero)
+        if a.ndim == 1:
+            return a @ dm, (masked & (a[:, None] > 0.0)).any(dim=0)
+        return (dm * a).sum(dim=0), (masked & (a > 0.0)).any(dim=0)
 
-    def grad(self, x: torch.Tensor, col0: int, st: blocks.Stats, fin: array.Finished,
+    def _dense_finish(self, st, parts, lr, col0: int, n: int, k: torch.Tensor, zero) -> None:
+        wd = self.ops.work_dtype
+        ad, lost = parts[0]
+        for a_p, l_p in parts[1:]:
+            ad, lost = ad + a_p, lost | l_p
+        a = array.coef_block(lr, col0, col0 + n).to(self.hot)
+        a_k = _pick_rows(a, k)
+        st.a_k = a_k.to(wd)
+        st.a_rest = (a.sum(dim=-1) - a_k).to(wd)
+        st.ad_hi = torch.where(lost, -INF, ad).to(wd)
+        st.ad_lo = zero
+
+    def grad(self, xT: torch.Tensor, col0: int, st: blocks.Stats, fin: array.Finished,
              lr: array.LossRows, f: RowFactors) -> None:  # fmt: skip
-        """The block's gradient, in place of its logits ``x`` (``st``: the whole row's)."""
-        opts = self.opts
-        n = x.shape[1]
+        """The block's gradient, in place of its logits (``st``: the whole row's statistics)."""
+        opts, hot = self.opts, self.hot
+        n, n_rows = xT.shape
         if n == 0:
             return
         if bool(st.bad.any()):
-            x.masked_fill_(st.bad[:, None], 0.0)
-        u, dcap = self._transform(x)
-        shift = torch.where(st.m_hi == -INF, 0.0, st.m_hi).to(self.hot)
-        d = u.sub_(shift[:, None])
-        if opts.temperature != 1.0:
-            d.div_(opts.temperature)
-        g = d.exp_().mul_(f.r.to(self.hot)[:, None])
-        if lr.coef is not None:
-            a = array.coef_block(lr, col0, col0 + n).to(self.hot)
-            sig = f.sigma.to(self.hot)
-            if a.ndim == 1:
-                g.addr_(sig, a, alpha=-1.0)
-            else:
-                g.addcmul_(a, sig[:, None], value=-1.0)
+            xT.masked_fill_(st.bad[None, :], 0.0)
+        shift = torch.where(st.m_hi == -INF, 0.0, st.m_hi).to(hot)
+        r = f.r.to(hot)
+        sig = f.sigma.to(hot)
         lk, ly = f.k - col0, f.y - col0
-        k_in = (lk >= 0) & (lk < n)
-        y_in = f.y_apart & (ly >= 0) & (ly < n)
-        g_k, g_y = f.g_k, f.g_y
-        if dcap is not None:
-            g.mul_(dcap)
-            g_k = g_k * _pick_rows(dcap, torch.where(k_in, lk, torch.zeros_like(lk)))
-            g_y = g_y * _pick_rows(dcap, torch.where(y_in, ly, torch.zeros_like(ly)))
-        _put(g, lk, k_in, g_k)
-        _put(g, ly, y_in, g_y)
-        x.copy_(g)
+        y_apart = f.y_apart
+
+        def slab(ab) -> None:
+            a, b = ab
+            x = xT[a:b]
+            d, dcap = self._transform(x)
+            d.sub_(shift[None, :])
+            if opts.temperature != 1.0:
+                d.div_(opts.temperature)
+            g = d.exp_().mul_(r[None, :])
+            if lr.coef is not None:
+                c = self._coef_slab(lr, col0 + a, col0 + b)
+                if c.ndim == 1:
+                    g.addr_(c, sig, alpha=-1.0)
+                else:
+                    g.addcmul_(c, sig[None, :], value=-1.0)
+            if dcap is not None:
+                g.mul_(dcap)
+            for cols, inside, value in ((lk, (lk >= a) & (lk < b), f.g_k),
+                                        (ly, y_apart & (ly >= a) & (ly < b), f.g_y)):  # fmt: skip
+                at = inside.nonzero()[:, 0]
+                if at.numel():
+                    v = value[at].to(hot)
+                    g[cols[at] - a, at] = v if dcap is None else v * dcap[cols[at] - a, at]
+            x.copy_(g)
+
+        POOL.map(slab, self._slabs(xT), xT.device)
 
 
-def fold_corrections(f: RowFactors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For ``fold`` mode: the columns and values to add to the gradient ``r e^{d}`` (zero at
-    ``k`` and ``y``): ``(cols, values, rows)`` with the target entries only where apart."""
-    n = f.k.shape[0]
-    rows = torch.arange(n, device=f.k.device)
+def finished_rows(fin: array.Finished, start: int, stop: int) -> array.Finished:
+    return array.Finished(
+        fin.loss[start:stop], fin.lse_hi[start:stop], fin.lse_lo[start:stop],
+        tuple(v[start:stop] for v in fin.grad),
+    )  # fmt: skip
+
+
+def fold_entries(eT: torch.Tensor, f: RowFactors):
+    """Fold mode (whole rows, ``eT`` holding :math:`e^{d}` class-major): write
+    ``g_k / r`` and ``g_y / r`` at ``k`` and ``y`` so that ``r e`` is the whole gradient.
+
+    Returns None, or ``(cols, values, rows)`` for the rows where ``r`` is 0 but not the entries
+    (a z-loss cancelling the rest of :math:`\alpha`, a logsumexp gradient cancelling the loss's):
+    those entries must be added to the products apart.
+    """
+    r = f.r
     g_y = torch.where(f.y_apart, f.g_y, 0.0)
-    return torch.cat([f.k, f.y]), torch.cat([f.g_k, g_y]), torch.cat([rows, rows])
+    zero = r == 0.0
+    safe = torch.where(zero, 1.0, r)
+    rows = torch.arange(r.shape[0], device=r.device)
+    eT[f.k, rows] = torch.where(zero, 0.0, f.g_k / safe).to(eT.dtype)
+    at = f.y_apart.nonzero()[:, 0]
+    eT[f.y[at], at] = torch.where(zero, 0.0, g_y / safe)[at].to(eT.dtype)
+    lost = zero & ((f.g_k != 0.0) | (g_y != 0.0))
+    if not bool(lost.any()):
+        return None
+    rows = lost.nonzero()[:, 0]
+    cols = torch.cat([f.k[rows], f.y[rows]])
+    vals = torch.cat([f.g_k[rows], g_y[rows]]).to(eT.dtype)
+    return cols, vals, torch.cat([rows, rows])
 
 
 def merge(ops: Any, a: blocks.Stats | None, b: blocks.Stats, temperature: float) -> blocks.Stats:
@@ -376,6 +472,6 @@ def merge(ops: Any, a: blocks.Stats | None, b: blocks.Stats, temperature: float)
 
 
 __all__ = [
-    "ExactKernel", "FastKernel", "RowFactors", "cat_stats", "factors_rows", "first_argmax",
-    "fold_corrections", "loss_rows_slice", "loss_rows_take", "merge", "row_factors", "stats_rows",
+    "ExactKernel", "FastKernel", "RowFactors", "cat_stats", "factors_rows", "finished_rows",
+    "fold_entries", "loss_rows_slice", "loss_rows_take", "merge", "row_factors", "stats_rows",
 ]  # fmt: skip
