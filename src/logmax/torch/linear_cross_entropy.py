@@ -132,6 +132,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, grad_lse, *_):  # type: ignore[override]
         cfg: _Config = ctx.cfg
+        if not cfg.return_lse:  # a placeholder (compiled graphs hand it a gradient anyway)
+            grad_lse = None
         scaled = cfg.precompute and grad_lse is None
         if scaled and ctx.consumed:  # (before unpacking: their version has changed)
             raise RuntimeError(
