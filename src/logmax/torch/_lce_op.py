@@ -124,8 +124,7 @@ def _solve(p: Problem, grad_loss: Tensor | float | None, grad_lse: Tensor | None
     need = tuple(bool(want and g) for g in grads)
     rows = torch.zeros(total, dtype=ops.work_dtype, device=device)
     lse = torch.full((total,), math.nan, dtype=ops.work_dtype, device=device)
-    dh = torch.zeros(p.h.shape, dtype=engine.logits_dtype(p.h.dtype), device=device) \
-        if need[0] else None  # fmt: skip
+    dh = None
     dWs, dbs = [], []
     for pos in range(p.positions):
         sl = slice(pos * n, (pos + 1) * n)
@@ -151,10 +150,12 @@ def _solve(p: Problem, grad_loss: Tensor | float | None, grad_lse: Tensor | None
                                       tb.NEED[p.h.dtype])  # fmt: skip
         lse[sl.start + idx] = lse_p
         if sw.dh is not None:
-            if keep is None:
-                dh += sw.dh
+            if dh is None and keep is None:
+                dh = sw.dh  # (no second buffer of h's size)
             else:
-                dh.index_add_(0, keep, sw.dh)
+                if dh is None:
+                    dh = torch.zeros(p.h.shape, dtype=sw.dh.dtype, device=device)
+                dh.index_add_(0, idx, sw.dh)
         dWs.append(sw.dW)
         dbs.append(sw.db)
     dW = None if dWs[0] is None else dWs[0] if p.positions == 1 else torch.stack(dWs, 1)
