@@ -321,7 +321,10 @@ class LinearCrossEntropyLoss(nn.LinearCrossEntropyLoss):
         >>> loss_fn(hidden, target).shape
         torch.Size([])
         >>> loss_fn
-        LinearCrossEntropyLoss(in_features=8, num_classes=100, ..., z_loss=0.0001)
+        LinearCrossEntropyLoss(
+          in_features=8, num_classes=100, ..., label_smoothing=0.1, options=None, z_loss=0.0001
+          (linear): Linear(in_features=8, out_features=100, bias=False)
+        )
     """
 
     def __init__(
