@@ -113,7 +113,7 @@ def test_gradients_match_the_full_logits(dtype, cut, opts, gen, monkeypatch):
     (the NumPy ``cross_entropy_with_grad`` and ``logmax.torch.cross_entropy``) and torch's."""
     h, W, b, y = data(gen, dtype)
     opts = _options(opts, gen, dtype)
-    out = _run(h, W, b, y, opts, cut, monkeypatch)
+    out, lse = _run(h, W, b, y, {**opts, "return_lse": True}, cut, monkeypatch)
     go = torch.linspace(0.5, 2.0, N, dtype=dtype) if out.ndim else None
     dh, dW, db = torch.autograd.grad(out, (h, W, b), go)
     x = logits64(h, W, b)
@@ -127,6 +127,7 @@ def test_gradients_match_the_full_logits(dtype, cut, opts, gen, monkeypatch):
     hd, Wd = h.detach().double(), W.detach().double()
     tol = {"rtol": 1e-12, "atol": 1e-13} if dtype == torch.float64 else {"rtol": 2e-5, "atol": 2e-6}
     torch.testing.assert_close(out.double(), torch.as_tensor(full.loss), **tol)
+    torch.testing.assert_close(lse.double(), torch.as_tensor(full.lse), **tol)
     torch.testing.assert_close(dh.double(), gx @ Wd, **tol)
     torch.testing.assert_close(dW.double(), gx.T @ hd, **tol)
     torch.testing.assert_close(db.double(), gx.sum(0), **tol)
