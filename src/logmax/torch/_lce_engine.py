@@ -50,12 +50,12 @@ def logits_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def make_kernel(dtype: torch.dtype, ops: Any, opts: Any, dense: bool):
+def make_kernel(dtype: torch.dtype, ops: Any, opts: Any, dense: bool, device: torch.device):
     """The kernel for inputs of ``dtype``: exact (double-double) for float64, fast otherwise."""
     if dtype == torch.float64:
         return kern.ExactKernel(ops, opts, GROUP_BYTES)
     hot = torch.float32 if dtype in LOW else torch.float64
-    return kern.FastKernel(ops, opts, hot, dense, GROUP_BYTES)
+    return kern.FastKernel(ops, opts, hot, dense, GROUP_BYTES, device)
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def sweep(
     xdt = logits_dtype(h.dtype)
     device = h.device
     ops = tb.ops_for(h)
-    kernel = make_kernel(h.dtype, ops, opts, lr.coef is not None)
+    kernel = make_kernel(h.dtype, ops, opts, lr.coef is not None, device)
     plan = make_plan(n, n_cls, h.dtype, device, kernel.bytes_per_logit, *chunking)
     want = (scale is not None or lse_grad is not None) and any(need)
     need_dh, need_dW, need_db = (want and x for x in need)

@@ -56,8 +56,9 @@ class _Pool:
         self.pool: ThreadPoolExecutor | None = None
         self.size = 0
 
-    def map(self, fn, items: list, device: torch.device) -> list:
-        n = min(MAX_THREADS, torch.get_num_threads(), len(items)) if device.type == "cpu" else 1
+    def map(self, fn, items: list, threads: int) -> list:
+        """``[fn(x) for x in items]`` on up to ``threads`` threads (this one included)."""
+        n = min(threads, len(items))
         if n <= 1:
             return [fn(x) for x in items]
         if self.pid != os.getpid() or self.size < n - 1:
@@ -264,10 +265,12 @@ class FastKernel:
     instead of the block (one pass fewer).
     """
 
-    def __init__(self, ops: Any, opts: Any, hot: torch.dtype, dense: bool,
-                 group_bytes: int) -> None:  # fmt: skip
+    def __init__(self, ops: Any, opts: Any, hot: torch.dtype, dense: bool, group_bytes: int,
+                 device: torch.device) -> None:  # fmt: skip
         self.ops, self.opts, self.hot, self.group_bytes = ops, opts, hot, group_bytes
         self.fold = opts.softcap is None and not dense
+        # threads for the slabs: torch's count (read here, outside the one-thread sections)
+        self.threads = min(MAX_THREADS, torch.get_num_threads()) if device.type == "cpu" else 1
         # the hot temporaries (two with a softcap) and a mask
         self.bytes_per_logit = hot.itemsize * (1 if opts.softcap is None else 2) + 1
         self._temps: dict[str, torch.Tensor] = {}
@@ -304,7 +307,7 @@ class FastKernel:
     def _maxima(self, xT: torch.Tensor, slabs):
         """Per row: the raw maximum, the first slab holding it and the bad rows (zeroed: the
         algebra's rule is that a bad row's statistics are those of zeros)."""
-        table = torch.stack(POOL.map(lambda ab: xT[ab[0] : ab[1]].amax(dim=0), slabs, xT.device))
+        table = torch.stack(POOL.map(lambda ab: xT[ab[0] : ab[1]].amax(dim=0), slabs, self.threads))
         mx = table.amax(dim=0)
         bad = torch.isnan(mx) if self.opts.softcap is not None else torch.isnan(mx) | (mx == INF)
         if bool(bad.any()):
@@ -353,7 +356,7 @@ class FastKernel:
                 x.copy_(e)
             return part, dense
 
-        parts = POOL.map(slab, list(range(len(slabs))), dev)
+        parts = POOL.map(slab, list(range(len(slabs))), self.threads)
         s = parts[0][0]
         for p, _ in parts[1:]:  # in the slabs' order: the same sum whatever the threads
             s = s + p
@@ -431,7 +434,7 @@ class FastKernel:
                     g[cols[at] - a, at] = v if dcap is None else v * dcap[cols[at] - a, at]
             x.copy_(g)
 
-        POOL.map(slab, self._slabs(xT), xT.device)
+        POOL.map(slab, self._slabs(xT), self.threads)
 
 
 def finished_rows(fin: array.Finished, start: int, stop: int) -> array.Finished:
