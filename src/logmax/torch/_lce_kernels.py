@@ -1,9 +1,10 @@
 r"""Row statistics and gradients of one block of logits, for linear cross-entropy.
 
-A *block* is a ``(rows, K)`` slice of the logits ``x = h W^T + b`` (columns ``col0 .. col0 + K``),
-in a workspace the block may overwrite. Each kernel turns a block into the statistics of
-:mod:`logmax._core.rowstats` (:class:`logmax._core.blocks.Stats`, the ones every backend
-merges and finishes) and, once the whole row's statistics are merged and finished
+A *block* is the logits ``x = h W^T + b`` of a chunk of rows and the classes ``col0 .. col0 + K``,
+held *transposed* (``xT`` of shape ``(K, rows)``: the layout in which the product ``W_b h_c^T``
+runs fastest) in a workspace the block may overwrite. Each kernel turns a block into the
+statistics of :mod:`logmax._core.rowstats` (:class:`logmax._core.blocks.Stats`, the ones
+every backend merges and finishes) and, once the whole row's statistics are merged and finished
 (:func:`logmax.kernels.array.ce_finish`), the block into its gradient. Nothing here is a rule of
 its own: merging, the loss, the logsumexp and the gradient's row factors are the algebra's.
 
