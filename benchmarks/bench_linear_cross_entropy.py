@@ -7,17 +7,16 @@ Compares, on the CPU (float32 by default, N=4096 tokens, D=1024, V=65536 classes
   (skipped if this torch lacks it);
 - ``cce``: Apple's cut-cross-entropy ``linear_cross_entropy(..., impl='torch_compile')`` (skipped
   when not installed);
-- ``logmax``: :func:`logmax.torch.linear_cross_entropy` (default ``backend='torch'``);
-- ``logmax_core``: the same with ``backend='core'`` (each chunk through logmax's NumPy
-  cross-entropy and its Numba kernel).
+- ``logmax``: :func:`logmax.torch.linear_cross_entropy` (defaults: 64 MiB of chunk workspace).
 
 Each measurement runs in a fresh process (``--measure NAME``): inputs are allocated, a small
 warm-up call initialises the implementation, the peak resident memory is reset
 (``/proc/self/clear_refs``), then one forward + backward is timed; memory is the peak resident
 set above the resident set with the inputs in place (so the gradients of ``h`` and ``W`` count).
 Processes run interleaved (naive, torch, ..., naive, torch, ...) and the table shows the median
-time, its ratio to the naive one, and the median peak. The losses of all implementations are
-compared as a sanity check.
+time, its ratio to the naive one (every implementation's, from the same run), the CPU time
+and the median peak. The losses of all implementations are compared as a sanity check. On a
+shared machine the absolute times are noise: read the ratios, and the CPU times beside them.
 
 Run::
 
@@ -29,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-IMPLS = ("naive", "torch_chunked", "cce", "logmax", "logmax_core")
+IMPLS = ("naive", "torch_chunked", "cce", "logmax")
 
 
 def _status_kib(field: str) -> int:
@@ -65,11 +65,10 @@ def _make_step(name: str, dtype):
         except ImportError:
             return "cut-cross-entropy is not installed"
         return lambda h, W, y: cce(h, W, y, impl="torch_compile")
-    if name in ("logmax", "logmax_core"):
+    if name == "logmax":
         from logmax.torch import linear_cross_entropy
 
-        backend = "core" if name == "logmax_core" else "torch"
-        return lambda h, W, y: linear_cross_entropy(h, W, y, backend=backend)
+        return lambda h, W, y: linear_cross_entropy(h, W, y)
     raise ValueError(f"unknown implementation {name!r}")
 
 
@@ -162,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         f"N={args.n} D={args.d} V={args.v}, median of {args.repeats} processes each"
     )
     base = statistics.median(r["seconds"] for r in runs["naive"]) if runs.get("naive") else None
+    cpu_base = (statistics.median(r["cpu_seconds"] for r in runs["naive"])
+                if runs.get("naive") else None)  # fmt: skip
     ref_loss = runs["naive"][0]["loss"] if runs.get("naive") else None
-    head = ("implementation", "time s", "vs naive", "cpu s", "peak MiB", "loss")
-    print("{:16s} {:>8s} {:>9s} {:>8s} {:>9s} {:>12s}".format(*head))
+    head = ("implementation", "time s", "vs naive", "cpu s", "cpu vs", "peak MiB", "loss")
+    print("{:16s} {:>8s} {:>9s} {:>8s} {:>7s} {:>9s} {:>12s}".format(*head))
     for name in impls:
         if name in skipped:
             print(f"{name:16s} skipped: {skipped[name]}")
@@ -174,10 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         cpu = statistics.median(r["cpu_seconds"] for r in rs)
         mem = statistics.median(r["peak_extra_mib"] for r in rs)
         ratio = f"{t / base:8.2f}x" if base else "       -"
+        cpu_ratio = f"{cpu / cpu_base:6.2f}x" if cpu_base else "      -"
         loss = rs[0]["loss"]
-        print(f"{name:16s} {t:8.2f} {ratio:>9s} {cpu:8.2f} {mem:9.0f} {loss:12.7f}")
+        print(f"{name:16s} {t:8.2f} {ratio:>9s} {cpu:8.2f} {cpu_ratio:>7s} {mem:9.0f} {loss:12.7f}")
         if ref_loss is not None and abs(loss - ref_loss) > 1e-4 * abs(ref_loss):
             print(f"  warning: {name}'s loss differs from naive's ({ref_loss})")
+    load = os.getloadavg()[0]
+    note = " (a shared machine: times are noisy, ratios less so)" if load > 1.5 else ""
+    print(f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs{note}")
     return 0
 
 

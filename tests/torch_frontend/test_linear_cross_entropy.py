@@ -130,13 +130,6 @@ def test_matches_naive(dtype, chunks, options, gen):
     _check(dtype, gen, chunks, dict(options))
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
-def test_core_backend_matches_naive(dtype, options, gen):
-    """backend='core': each chunk through logmax's NumPy cross-entropy (Numba on the CPU)."""
-    _check(dtype, gen, {"chunk_size": 5, "backend": "core"}, dict(options))
-
-
 def test_one_column_blocks(gen):
     _check(
         torch.float64, gen, {"chunk_size": 16, "vocab_chunk_size": 1}, dict(OPTIONS["everything"])
@@ -164,18 +157,16 @@ def test_scaled_upstream_gradient(reduction, gen):
 
 def test_memory_budget_cuts_the_vocabulary(gen):
     """A budget too small for 32 whole rows cuts the rows into vocabulary blocks by itself."""
-    plan = engine.make_plan(N, V, torch.float64, torch.device("cpu"), False, None, None, 2000)
+    plan = engine.make_plan(N, V, torch.float64, torch.device("cpu"), 400, None, None, 2000)
     assert plan.streaming and plan.token_chunk * plan.vocab_chunk * 8 <= 2000
-    plan = engine.make_plan(N, V, torch.float64, torch.device("cpu"), True, None, None, 2000)
-    assert plan.streaming and plan.token_chunk * plan.vocab_chunk * 16 <= 2000  # + tanh
     _check(torch.float64, gen, {"memory_budget": 2000}, {"label_smoothing": 0.1})
 
 
 def test_default_plan_fits_the_budget():
-    for n, v, dtype, softcap in [(4096, 65536, torch.float32, False), (10, 262144, torch.bfloat16,
-                                 True), (100000, 32000, torch.float64, False)]:  # fmt: skip
-        plan = engine.make_plan(n, v, dtype, torch.device("cpu"), softcap, None, None, None)
-        per = engine.bytes_per_logit(dtype, softcap, grouped=True)
+    for n, v, dtype in [(4096, 65536, torch.float32), (10, 262144, torch.bfloat16),
+                        (100000, 32000, torch.float64)]:  # fmt: skip
+        plan = engine.make_plan(n, v, dtype, torch.device("cpu"), 9, None, None, None)
+        per = engine.logits_dtype(dtype).itemsize
         assert plan.token_chunk * plan.vocab_chunk * per <= engine.DEFAULT_BUDGET["cpu"]
         assert plan.token_chunk <= n and not plan.streaming
 
@@ -326,12 +317,15 @@ def test_nan_row_propagates(gen):
 def test_module_matches_functional(gen):
     h, W, b, y = _data(torch.float64, gen)
     weight = torch.rand(V, generator=gen, dtype=torch.float64) + 0.5
-    mod = LinearCrossEntropyLoss(weight, label_smoothing=0.1, z_loss=1e-3, chunk_size=8)
-    assert "label_smoothing=0.1" in repr(mod)
+    mod = LinearCrossEntropyLoss(D, V, bias=True, dtype=torch.float64, weight=weight,
+                                 label_smoothing=0.1, z_loss=1e-3, chunk_size=8)  # fmt: skip
+    assert "label_smoothing=0.1" in repr(mod) and "z_loss=0.001" in repr(mod)
     assert torch.equal(mod.weight, weight) and "weight" in dict(mod.named_buffers())
-    out = mod(h, W, y, b)
-    ref = linear_cross_entropy(h, W, y, linear_bias=b, weight=weight, label_smoothing=0.1,
-                               z_loss=1e-3, chunk_size=8)  # fmt: skip
+    out = mod(h, y)
+    ref = linear_cross_entropy(
+        h, mod.linear.weight, y, linear_bias=mod.linear.bias, weight=weight,
+        label_smoothing=0.1, z_loss=1e-3, chunk_size=8,
+    )  # fmt: skip
     assert torch.equal(out, ref)
 
 

@@ -1,17 +1,25 @@
-"""The chunked sweep behind :func:`logmax.torch.linear_cross_entropy`.
+r"""The chunked sweep behind :func:`logmax.torch.linear_cross_entropy`.
 
-One sweep over the tokens computes, chunk by chunk, the logits ``x = h_c W^T + b``, the loss, the
-logsumexp and the gradient with respect to ``x`` (in place, in the same buffer), and turns that
-gradient at once into ``dh_c = dx W``, ``dW += dx^T h_c`` and ``db += sum(dx)``. The full
-``(N, V)`` logits never exist: the workspace is one chunk, sized from a memory budget.
+The tokens are cut into chunks; each chunk's logits ``x = h_c W^T + b`` go into one workspace,
+are reduced to row statistics (:mod:`logmax.torch._lce_kernels`, on row groups small enough to
+stay in the cache), finished by :func:`logmax.kernels.array.ce_finish` (loss, logsumexp and the
+gradient's row factors), turned into their gradient and at once into ``dh_c = g W``,
+``dW += g^T h_c`` and ``db += sum(g)``: three matrix products per chunk, as many as the naive
+path, and the ``(N, V)`` logits never exist.
 
-When even a few rows of logits exceed the budget, the vocabulary is cut into blocks too: a first
-pass over the blocks merges each block's statistics into the row's (a streaming logsumexp), a
-second pass recomputes each block's logits and turns them into their gradient. That costs one more
-``h_c W^T`` per chunk, paid only when the rows are that long.
+Fold: when the gradient is ``r_i e^{d_ij}`` but for two entries per row (no softcap, no label
+smoothing), the stats pass leaves ``e^{d}`` in the workspace and the row factors ``r`` scale the
+operands of the products instead (``dh_c = r * (E W)``, ``dW += E^T (r h_c)``), and the two
+entries are added apart: the workspace is read once by the element-wise work.
 
-On the CPU the elementwise work on a chunk runs over groups of rows that fit in the cache, so that
-the chunk is read from memory about once between the matrix products.
+When even a few rows of logits exceed the budget, the rows are cut into vocabulary blocks: a
+first pass merges each block's statistics into the row's (:func:`logmax._core.blocks.merge`, left
+to right), a second recomputes each block's logits and turns them into their gradient; one more
+``h_c W^T`` per chunk, paid only then.
+
+16-bit inputs: the logits are computed in float32 from the exact float32 values of ``h`` and
+``W`` (a 16-bit product would round them to 8 or 11 bits before the softmax), in vocabulary
+blocks converted on the fly; ``dW`` and ``db`` accumulate in float32.
 """
 
 from __future__ import annotations
@@ -19,24 +27,35 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from logmax.torch import _lce_core
-from logmax.torch import _lce_math as lm
+from logmax.kernels import array
+from logmax.kernels import torch_backend as tb
+from logmax.torch import _lce_kernels as kern
 
 MIB = 1 << 20
 DEFAULT_BUDGET = {"cpu": 64 * MIB}  # bytes of chunk workspace; other devices: OTHER_BUDGET
 OTHER_BUDGET = 512 * MIB
-MIN_ROWS = 32  # below this many rows per chunk the matrix products lose efficiency: cut V instead
-CPU_GROUP_BYTES = 4 * MIB  # elementwise passes run on row groups of about this size on the CPU
+MIN_ROWS = 32  # below this many rows per chunk the products lose efficiency: cut V instead
+GROUP_BYTES = 2 * MIB  # the element-wise passes run on slabs of about this much temporary
+CONVERT_COLS = 4096  # 16-bit inputs: classes of W converted to float32 at a time
+LOW = (torch.float16, torch.bfloat16)
+FAST_BITS = {torch.float64: 40, torch.float32: 20}  # the fast kernel's hot dtype -> bits of s
 
-LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+def logits_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The logits workspace: float64 for float64 inputs, float32 otherwise."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def work_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Loss and gradient arithmetic: float32 for 16-bit inputs, the input's dtype otherwise."""
-    return torch.float32 if dtype in LOW_PRECISION else dtype
+def make_kernel(dtype: torch.dtype, ops: Any, opts: Any, dense: bool, device: torch.device):
+    """The kernel for inputs of ``dtype``: exact (double-double) for float64, fast otherwise."""
+    if dtype == torch.float64:
+        return kern.ExactKernel(ops, opts, GROUP_BYTES)
+    hot = torch.float32 if dtype in LOW else torch.float64
+    return kern.FastKernel(ops, opts, hot, dense, GROUP_BYTES, device)
 
 
 @dataclass(frozen=True)
@@ -45,9 +64,7 @@ class Plan:
 
     token_chunk: int  # rows of logits per chunk
     vocab_chunk: int  # columns per block (the vocabulary size: no cutting)
-    group_rows: int  # rows per elementwise group inside a chunk
     n_classes: int
-    core: bool = False  # whole-row chunks go through logmax's NumPy cross-entropy
 
     @property
     def streaming(self) -> bool:
@@ -55,204 +72,101 @@ class Plan:
         return self.vocab_chunk < self.n_classes
 
 
-def bytes_per_logit(dtype: torch.dtype, softcap: bool, grouped: bool, core: bool = False) -> int:
-    """Workspace bytes per logit of a chunk."""
-    wd = work_dtype(dtype)
-    per = torch.finfo(wd).bits // 8
-    if core:
-        per *= 2  # the core returns the gradient in a new array
-    if dtype in LOW_PRECISION:
-        per += torch.finfo(dtype).bits // 8  # the 16-bit copy for the matrix products
-    if softcap and not grouped:
-        per += torch.finfo(wd).bits // 8  # x / cap, kept for the gradient
-    return per
-
-
 def make_plan(
     n_rows: int,
     n_classes: int,
     dtype: torch.dtype,
     device: torch.device,
-    softcap: bool,
+    group_bytes: int,
     chunk_size: int | None,
     vocab_chunk_size: int | None,
     memory_budget: int | None,
-    backend: str = "torch",
 ) -> Plan:
-    """Chunk sizes: the user's, or the largest that keep the workspace within the budget.
+    """Chunk sizes: the user's, or the largest whose workspace stays within the budget.
 
-    The budget (default 64 MiB on the CPU, 512 MiB elsewhere) covers the chunk's logits and
-    gradient; the gradients of ``W`` and ``h`` themselves come on top of it.
+    The budget (default 64 MiB on the CPU, 512 MiB elsewhere) covers one chunk of logits; a row
+    group's temporaries (``group_bytes`` per logit) must fit in half of it, which bounds the
+    block width. The gradients of ``W`` and ``h`` themselves come on top.
     """
     budget = memory_budget or DEFAULT_BUDGET.get(device.type, OTHER_BUDGET)
-    core = backend == "core" and device.type == "cpu"
-    grouped = device.type == "cpu" and not core
-    per = bytes_per_logit(dtype, softcap, grouped, core)  # whole rows
-    per_block = bytes_per_logit(dtype, softcap, False, core)  # vocabulary blocks: no groups
+    per = torch.finfo(logits_dtype(dtype)).bits // 8
     n_cls = max(n_classes, 1)
+    widest = max(1, budget // (2 * group_bytes))  # one row's temporaries in half the budget
     rows, cols = chunk_size, vocab_chunk_size
     if rows is None and cols is None:
         fit = budget // (n_cls * per)
-        if fit >= min(MIN_ROWS, n_rows):
+        if fit >= min(MIN_ROWS, n_rows) and n_cls <= widest:
             rows, cols = fit, n_cls
         else:
-            rows = min(MIN_ROWS, n_rows)
-            cols = budget // (max(rows, 1) * per_block)
+            rows = min(MIN_ROWS, max(n_rows, 1))
+            cols = min(widest, budget // (rows * per))
     elif rows is None:
-        rows = budget // (min(cols, n_cls) * (per if cols >= n_cls else per_block))
+        rows = budget // (min(cols, n_cls) * per)
     elif cols is None:
         cols = n_cls if memory_budget is None else budget // (rows * per)
-        if cols < n_cls:
-            cols = budget // (rows * per_block)
     rows = max(1, min(int(rows), max(n_rows, 1)))
     cols = max(1, min(int(cols), n_cls))
-    streaming = cols < n_cls
-    wbytes = torch.finfo(work_dtype(dtype)).bits // 8
-    if grouped and not streaming:
-        group = max(1, min(rows, CPU_GROUP_BYTES // (cols * wbytes)))
-    else:
-        group = rows
-    return Plan(rows, cols, group, n_cls, core and not streaming)
+    return Plan(rows, cols, n_cls)
 
 
 @dataclass
 class Sweep:
-    """What a sweep returns."""
+    """What a sweep returns (rows: the processed rows, in order)."""
 
-    loss: torch.Tensor  # (n,) per processed row, work dtype
-    lse: torch.Tensor  # (n,) per processed row, work dtype
-    dh: torch.Tensor | None  # (N, D), h's dtype; rows not processed are 0
-    dW: torch.Tensor | None  # (V, D), float32 for 16-bit inputs, W's dtype otherwise
-    db: torch.Tensor | None  # (V,), float32 for 16-bit inputs, b's dtype otherwise
-
-
-class _Workspace:
-    """The preallocated buffers of one chunk (reused by every chunk: no allocation per chunk)."""
-
-    def __init__(self, plan: Plan, dtype: torch.dtype, device: torch.device, softcap: bool):
-        n = plan.token_chunk * plan.vocab_chunk
-        wd = work_dtype(dtype)
-        self.x = torch.empty(n, dtype=wd, device=device)
-        self.low = torch.empty(n, dtype=dtype, device=device) if dtype in LOW_PRECISION else None
-        scaled_n = plan.group_rows * plan.vocab_chunk
-        self.scaled = torch.empty(scaled_n, dtype=wd, device=device) if softcap else None
-
-    def logits(self, r: int, c: int) -> torch.Tensor:
-        return self.x[: r * c].view(r, c)
-
-    def scaled_view(self, r: int, c: int) -> torch.Tensor | None:
-        return None if self.scaled is None else self.scaled[: r * c].view(r, c)
-
-    def low_view(self, r: int, c: int) -> torch.Tensor | None:
-        return None if self.low is None else self.low[: r * c].view(r, c)
+    loss: torch.Tensor  # (n,) per row, the ops' work dtype
+    lse: torch.Tensor  # (n,) per row, work dtype
+    cancels: torch.Tensor  # (n,) bool: the row's lse may cancel beyond the kernel's precision
+    dh: torch.Tensor | None  # (n, D), the logits' dtype
+    dW: torch.Tensor | None  # (V, D), the logits' dtype
+    db: torch.Tensor | None  # (V,), the logits' dtype
 
 
-def _logits(
-    ws: _Workspace, h_c: torch.Tensor, W_blk: torch.Tensor, b_blk: torch.Tensor | None
-) -> torch.Tensor:
-    """``h_c W_blk^T + b_blk`` into the workspace, in the work dtype."""
-    r, c = h_c.shape[0], W_blk.shape[0]
-    x = ws.logits(r, c)
-    out = ws.low_view(r, c)
-    target = x if out is None else out
-    if b_blk is None:
-        torch.mm(h_c, W_blk.t(), out=target)
-    else:
-        torch.addmm(b_blk, h_c, W_blk.t(), out=target)
-    if out is not None:
-        x.copy_(out)
-    return x
+class _Linear:
+    """The three matrix products of a chunk, on its logits *transposed* (``xT = W_b h_c^T``,
+    class-major: the layout in which the forward product runs fastest), in the logits' dtype
+    (16-bit ``W`` converted to float32 a block of :data:`CONVERT_COLS` classes at a time)."""
 
+    def __init__(self, W: torch.Tensor, b: torch.Tensor | None, dtype: torch.dtype) -> None:
+        self.W, self.b, self.dtype = W, b, dtype
+        self.convert = W.dtype != dtype
 
-def _for_groups(n: int, size: int):
-    for g0 in range(0, n, size):
-        yield g0, min(g0 + size, n)
+    def _blocks(self, v0: int, v1: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        if not self.convert:
+            yield v0, v1, self.W[v0:v1]
+            return
+        for c0 in range(v0, v1, CONVERT_COLS):
+            c1 = min(c0 + CONVERT_COLS, v1)
+            yield c0, c1, self.W[c0:c1].to(self.dtype)
 
+    def logits(self, h_c: torch.Tensor, v0: int, v1: int, xT: torch.Tensor) -> None:
+        """``xT = W[v0:v1] h_c^T + b[v0:v1]`` (``h_c`` already in the logits' dtype)."""
+        for c0, c1, w in self._blocks(v0, v1):
+            out = xT[c0 - v0 : c1 - v0]
+            if self.b is None:
+                torch.mm(w, h_c.t(), out=out)
+            else:
+                torch.addmm(self.b[c0:c1, None].to(self.dtype), w, h_c.t(), out=out)
 
-def sweep(
-    h: torch.Tensor,
-    W: torch.Tensor,
-    b: torch.Tensor | None,
-    rows_index: torch.Tensor | None,
-    rows: lm.Rows,
-    spec: lm.LossSpec,
-    plan: Plan,
-    need: tuple[bool, bool, bool],
-) -> Sweep:
-    """Loss, lse and (as asked by ``need`` = (dh, dW, db)) the gradients, chunk by chunk.
+    def input_grad(self, gT: torch.Tensor, v0: int, v1: int, out: torch.Tensor, add: bool):
+        """``out (+)= g W[v0:v1]`` for the gradient ``gT`` (class-major)."""
+        for c0, c1, w in self._blocks(v0, v1):
+            g = gT[c0 - v0 : c1 - v0].t()
+            if add:
+                out.addmm_(g, w)
+            else:
+                torch.mm(g, w, out=out)
+                add = True
 
-    ``h`` is ``(N, D)``; ``rows_index`` lists the rows to process (``None``: all of them, in
-    order) and ``rows`` describes those rows. Gradients are those of
-    ``sum(loss_grad * loss) + sum(lse_grad * lse)`` over the processed rows.
-    """
-    need_dh, need_dW, need_db = need
-    need_db = need_db and b is not None
-    want_grad = (need_dh or need_dW or need_db) and (
-        rows.loss_grad is not None or rows.lse_grad is not None
-    )
-    n = rows.target.shape[0]
-    n_cls, dim = W.shape
-    device, dtype = h.device, h.dtype
-    wd = work_dtype(dtype)
-    acc = torch.float32 if dtype in LOW_PRECISION else dtype
-    loss = torch.empty(n, dtype=wd, device=device)
-    lse = torch.empty(n, dtype=wd, device=device)
-    dh = None
-    if want_grad and need_dh:
-        # every row is written when all rows are processed; skipped rows keep a zero gradient
-        dh = (torch.empty if rows_index is None else torch.zeros)(
-            h.shape, dtype=dtype, device=device
-        )
-    dW = None
-    if want_grad and need_dW:
-        # whole rows: the first chunk's product initialises dW (no separate zero fill)
-        make = torch.zeros if plan.streaming or n == 0 else torch.empty
-        dW = make(n_cls, dim, dtype=acc, device=device)
-    dW_started = plan.streaming
-    db = torch.zeros(n_cls, dtype=acc, device=device) if want_grad and need_db else None
-    if n == 0:
-        return Sweep(loss, lse, dh, dW, db)
-    ws = _Workspace(plan, dtype, device, spec.softcap is not None)
-
-    for r0, r1 in _for_groups(n, plan.token_chunk):
-        idx = None if rows_index is None else rows_index[r0:r1]
-        h_c = h[r0:r1] if idx is None else h.index_select(0, idx)
-        rc = rows.slice(r0, r1)
-        if not plan.streaming:
-            g = _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss[r0:r1], lse[r0:r1])
-            dh_c = None
-            if dh is not None:
-                g_mm = g if ws.low is None else ws.low_view(*g.shape).copy_(g)
-                if idx is None:
-                    torch.mm(g_mm, W, out=dh[r0:r1])
-                else:
-                    dh.index_copy_(0, idx, torch.mm(g_mm, W))
-            if dW is not None:
-                h_acc = h_c if h_c.dtype == acc else h_c.to(acc)
-                if dW_started:
-                    dW.addmm_(g.t(), h_acc)
-                else:
-                    torch.mm(g.t(), h_acc, out=dW)
-                    dW_started = True
-            if db is not None:
-                db.add_(g.sum(dim=0))
-        else:
-            dh_c = _chunk_streaming(
-                ws, h_c, W, b, rc, spec, plan, want_grad, loss[r0:r1], lse[r0:r1], dh, dW, db
-            )
-            if dh_c is not None:
-                if idx is None:
-                    dh[r0:r1].copy_(dh_c)
-                else:
-                    dh.index_copy_(0, idx, dh_c.to(dh.dtype))
-    return Sweep(loss, lse, dh, dW, db)
+    def rows(self, cols: torch.Tensor) -> torch.Tensor:
+        """``W[cols]`` in the logits' dtype."""
+        return self.W.index_select(0, cols).to(self.dtype)
 
 
 @contextlib.contextmanager
 def _one_thread(enabled: bool) -> Iterator[None]:
-    """Run torch's CPU operations on one thread (this thread's setting; restored after).
+    """Run torch's CPU operations on one thread (restored after).
 
-    The elementwise passes over a cache-sized group take a millisecond or less: splitting them
+    The element-wise passes over a cache-sized group take a millisecond or less: splitting them
     over threads costs more in synchronisation than it gains, badly so on a busy machine.
     """
     if not enabled:
@@ -266,69 +180,169 @@ def _one_thread(enabled: bool) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _chunk_whole_rows(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out):
-    """One chunk with whole rows; returns the gradient of its logits (the logits buffer itself
-    on the torch path)."""
-    x = _logits(ws, h_c, W, b)
-    r, c = x.shape
-    if plan.core and _lce_core.applies(spec, x.dtype, x.device, rc.lse_grad is not None):
-        g = _lce_core.chunk(x, rc if want_grad else _no_grad(rc), spec, loss_out, lse_out)
-        return g
-    grouped = plan.group_rows < r
-    with _one_thread(grouped and x.device.type == "cpu"):
-        for g0, g1 in _for_groups(r, plan.group_rows):
-            xg = x[g0:g1]
-            rg = rc.slice(g0, g1)
-            scaled = ws.scaled_view(g1 - g0, c)
-            z = lm.transform(xg, scaled, 0, spec)
-            st = lm.block_stats(z, rg, 0, spec, keep_exp=want_grad)
-            res = lm.finish_rows(st, rg, spec)
-            loss_out[g0:g1] = res.loss
-            lse_out[g0:g1] = res.lse
-            if want_grad:
-                lm.block_grad(z, scaled, res, rg, 0, spec)
-    return x
+def _groups(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for g0 in range(0, n, size):
+        yield g0, min(g0 + size, n)
 
 
-def _no_grad(rows: lm.Rows) -> lm.Rows:
-    return lm.Rows(rows.target, rows.row_weight, rows.counted, None, None)
+def sweep(
+    h: torch.Tensor,
+    W: torch.Tensor,
+    b: torch.Tensor | None,
+    lr: array.LossRows,
+    scale: torch.Tensor | None,
+    lse_grad: torch.Tensor | None,
+    opts: Any,
+    chunking: tuple[int | None, int | None, int | None],
+    need: tuple[bool, bool, bool],
+) -> Sweep:
+    """Loss, logsumexp and (as ``need`` = (dh, dW, db) asks) the gradients, chunk by chunk.
 
-
-def _chunk_streaming(ws, h_c, W, b, rc, spec, plan, want_grad, loss_out, lse_out, dh, dW, db):
-    """One chunk whose rows are cut into vocabulary blocks; returns its ``dh`` rows (or None)."""
+    ``h`` holds the rows to process (``(n, D)``), ``lr`` their loss coefficients (in the work
+    dtype of ``ops_for(h)``), ``scale`` each row's d(total)/d(row loss) (None: no loss gradient)
+    and ``lse_grad`` its logsumexp's upstream gradient (or None); ``chunking`` is
+    ``(chunk_size, vocab_chunk_size, memory_budget)`` for :func:`make_plan`.
+    """
+    n, dim = h.shape
     n_cls = W.shape[0]
-    r = h_c.shape[0]
-    acc = work_dtype(h_c.dtype)  # float32 for 16-bit inputs, as the dW accumulator
-    blocks = list(_for_groups(n_cls, plan.vocab_chunk))
-    st = None
-    for v0, v1 in blocks:  # pass 1: the rows' statistics, block by block
-        x = _logits(ws, h_c, W[v0:v1], None if b is None else b[v0:v1])
-        z = lm.transform(x, ws.scaled_view(r, v1 - v0), v0, spec)
-        blk = lm.block_stats(z, rc, v0, spec, keep_exp=False)
-        in_block = (rc.target >= v0) & (rc.target < v1)
-        st = lm.merge(st, blk, in_block)
-    res = lm.finish_rows(st, rc, spec)
-    loss_out.copy_(res.loss)
-    lse_out.copy_(res.lse)
-    if not want_grad:
-        return None
-    shift = st.shift[:, None]
-    h_acc = h_c if h_c.dtype == acc else h_c.to(acc)
-    dh_c = torch.zeros(r, W.shape[1], dtype=acc, device=h_c.device) if dh is not None else None
-    for v0, v1 in blocks:  # pass 2: each block's gradient, straight into dh, dW and db
-        W_blk = W[v0:v1]
-        x = _logits(ws, h_c, W_blk, None if b is None else b[v0:v1])
-        scaled = ws.scaled_view(r, v1 - v0)
-        z = lm.transform(x, scaled, v0, spec)
-        z.sub_(shift).exp_()
-        g = lm.block_grad(z, scaled, res, rc, v0, spec)
+    xdt = logits_dtype(h.dtype)
+    device = h.device
+    ops = tb.ops_for(h)
+    kernel = make_kernel(h.dtype, ops, opts, lr.coef is not None, device)
+    plan = make_plan(n, n_cls, h.dtype, device, kernel.bytes_per_logit, *chunking)
+    want = (scale is not None or lse_grad is not None) and any(need)
+    need_dh, need_dW, need_db = (want and x for x in need)
+    need_db = need_db and b is not None
+    if want and scale is None:
+        scale = torch.zeros(n, dtype=ops.work_dtype, device=device)
+    new = torch.zeros if n == 0 else torch.empty  # the first chunk's products write dW whole
+    out = Sweep(
+        loss=torch.empty(n, dtype=ops.work_dtype, device=device),
+        lse=torch.empty(n, dtype=ops.work_dtype, device=device),
+        cancels=torch.zeros(n, dtype=torch.bool, device=device),
+        dh=torch.empty(n, dim, dtype=xdt, device=device) if need_dh else None,
+        dW=new(n_cls, dim, dtype=xdt, device=device) if need_dW else None,
+        db=torch.zeros(n_cls, dtype=xdt, device=device) if need_db else None,
+    )
+    if n == 0:
+        return out
+    ws = torch.empty(plan.token_chunk * plan.vocab_chunk, dtype=xdt, device=device)
+    lin = _Linear(W, b, xdt)
+    bits = FAST_BITS.get(getattr(kernel, "hot", None), ops.term_bits) - tb.NEED[h.dtype]
+    for r0, r1 in _groups(n, plan.token_chunk):
+        chunk = _Chunk(ops, kernel, lin, opts, plan, h[r0:r1].to(xdt),
+                       kern.loss_rows_slice(lr, r0, r1), ws, first=r0 == 0)  # fmt: skip
+        chunk.run(
+            out, r0, r1, None if scale is None else scale[r0:r1],
+            None if lse_grad is None else lse_grad[r0:r1], (need_dh, need_dW, need_db), bits,
+        )  # fmt: skip
+    return out
+
+
+class _Chunk:
+    """One chunk of rows: its logits, statistics, finish and gradient products."""
+
+    def __init__(self, ops, kernel, lin, opts, plan, h_c, lr, ws, first: bool) -> None:
+        self.ops, self.kernel, self.lin, self.opts, self.plan = ops, kernel, lin, opts, plan
+        self.h_c, self.lr, self.ws, self.first = h_c, lr, ws, first
+        self.n_rows = h_c.shape[0]
+        self.cpu = h_c.device.type == "cpu"
+
+    def _x(self, cols: int) -> torch.Tensor:
+        """The workspace as the transposed logits of ``cols`` classes: ``(cols, rows)``."""
+        return self.ws[: self.n_rows * cols].view(cols, self.n_rows)
+
+    def _stats(self, xT: torch.Tensor, v0: int):
+        with _one_thread(self.cpu):
+            return self.kernel.stats(xT, v0, self.lr)
+
+    def _grad(self, xT: torch.Tensor, v0: int, st, fin, f) -> None:
+        with _one_thread(self.cpu):
+            self.kernel.grad(xT, v0, st, fin, self.lr, f)
+
+    def run(self, out: Sweep, r0: int, r1: int, scale, lse_grad, need, bits: int) -> None:
+        plan, lin, h_c, opts = self.plan, self.lin, self.h_c, self.opts
+        blocks = list(_groups(plan.n_classes, plan.vocab_chunk))
+        st = None
+        for v0, v1 in blocks:  # statistics, block by block (one block: whole rows)
+            x = self._x(v1 - v0)
+            lin.logits(h_c, v0, v1, x)
+            st = kern.merge(self.ops, st, self._stats(x, v0), opts.temperature)
+        fin = array.ce_finish(self.ops, st, self.lr, opts)
+        out.loss[r0:r1] = fin.loss
+        out.lse[r0:r1] = fin.lse_hi + fin.lse_lo
+        l_hi = torch.log1p(st.s_hi)  # the size of log1p(s), for the test of cancellation
+        t = opts.temperature
+        out.cancels[r0:r1] = self.ops.alg.lse_cancels(st.m_hi, t, l_hi, fin.lse_hi, bits) & ~st.bad
+        if not any(need):
+            return
+        f = kern.row_factors(self.ops, st, fin, self.lr, scale, lse_grad, t)
+        if not plan.streaming and self.kernel.fold:
+            self._fold(self._x(plan.n_classes), f, out, r0, r1)
+            return
+        dh_c = out.dh[r0:r1] if out.dh is not None else None
+        for i, (v0, v1) in enumerate(blocks):
+            x = self._x(v1 - v0)
+            if plan.streaming:
+                lin.logits(h_c, v0, v1, x)
+            self._grad(x, v0, st, fin, f)
+            self._products(x, v0, v1, dh_c, i > 0, out)
+
+    def _products(self, gT, v0: int, v1: int, dh_c, add: bool, out: Sweep) -> None:
+        """``dh_c (+)= g W_b``, ``dW_b (+)= g^T h_c``, ``db_b += sum(g)`` for block ``v0:v1``
+        (``gT`` class-major)."""
         if dh_c is not None:
-            if ws.low is None:
-                dh_c.addmm_(g, W_blk)
+            self.lin.input_grad(gT, v0, v1, dh_c, add)
+        if out.dW is not None:
+            if self.first:
+                torch.mm(gT, self.h_c, out=out.dW[v0:v1])
             else:
-                dh_c.add_(torch.mm(ws.low_view(*g.shape).copy_(g), W_blk))
-        if dW is not None:
-            dW[v0:v1].addmm_(g.t(), h_acc)
-        if db is not None:
-            db[v0:v1].add_(g.sum(dim=0))
-    return dh_c
+                out.dW[v0:v1].addmm_(gT, self.h_c)
+        if out.db is not None:
+            out.db[v0:v1].add_(gT.sum(dim=1))
+
+    def _fold(self, eT: torch.Tensor, f, out: Sweep, r0: int, r1: int) -> None:
+        """The products of a chunk whose workspace holds ``e^{d}`` (fold mode): the entries at
+        ``k`` and ``y`` become ``g / r``, so that ``r e`` is the gradient everywhere."""
+        lin, h_c = self.lin, self.h_c
+        r = f.r.to(eT.dtype)
+        apart = kern.fold_entries(eT, f)
+        if out.dh is not None:
+            dh_c = out.dh[r0:r1]
+            lin.input_grad(eT, 0, self.plan.n_classes, dh_c, False)
+            dh_c.mul_(r[:, None])
+        if out.dW is not None:
+            rh = h_c * r[:, None]
+            if self.first:
+                torch.mm(eT, rh, out=out.dW)
+            else:
+                out.dW.addmm_(eT, rh)
+        if out.db is not None:
+            out.db.addmv_(eT, r)
+        if apart is not None:  # rows whose r is 0 but not their gradient (contrived)
+            cols, vals, rows = apart
+            if out.dh is not None:
+                out.dh[r0:r1].index_add_(0, rows, lin.rows(cols) * vals[:, None])
+            if out.dW is not None:
+                out.dW.index_add_(0, cols, h_c.index_select(0, rows) * vals[:, None])
+            if out.db is not None:
+                out.db.index_add_(0, cols, vals)
+
+
+def refine_lse(h, W, b, rows: torch.Tensor, lse: torch.Tensor, opts: Any, need_bits: int,
+               batch: int = 8) -> torch.Tensor:  # fmt: skip
+    """``lse`` with the rows ``rows`` (indices into ``h``) recomputed by
+    :func:`logmax.kernels.array.lse_rows` on their materialised logits (rows whose logsumexp
+    cancels: see :class:`Sweep`)."""
+    xdt = logits_dtype(h.dtype)
+    ops = tb.ops_for(h).refined()
+    lin = _Linear(W, b, xdt)
+    out = lse.clone()
+    for i0, i1 in _groups(rows.shape[0], batch):
+        idx = rows[i0:i1]
+        xT = torch.empty(W.shape[0], i1 - i0, dtype=xdt, device=h.device)
+        lin.logits(h.index_select(0, idx).to(xdt), 0, W.shape[0], xT)
+        u_hi, u_lo, _ = array.transform(ops, xT.t(), opts.softcap)
+        v = array.lse_rows(ops, u_hi, u_lo, opts.temperature, need_bits)
+        out[idx] = v.to(out.dtype)
+    return out
