@@ -97,6 +97,13 @@ def check_ignore_index(ignore_index: object) -> int:
     return int(ignore_index)
 
 
+def int64_ignore_index(ignore_index: int) -> int:
+    """``ignore_index`` as an int64 (for kernels and torch's operator schemas): one outside that
+    range equals no int64 label, and neither does int64's minimum, which stands for it
+    (:func:`check_labels` refuses negative labels)."""
+    return ignore_index if -(2**63) <= ignore_index < 2**63 else -(2**63)
+
+
 def check_flag(value: object, name: str) -> bool:
     """A real bool (or NumPy bool): the string 'no' is not False."""
     if not isinstance(value, (bool, np.bool_)):

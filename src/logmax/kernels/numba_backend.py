@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from logmax._core import checks
 from logmax._core.dtypes import numpy_dtype
 from logmax._core.options import LossOptions, RowOptions
 
@@ -121,7 +122,8 @@ class NumbaBackend:
         rows, lse, grad = cpu.run(
             "cross_entropy", x, axis, target=target, soft=soft,
             weight=None if weight is None else w_cls,
-            ignore_index=_int64_label(opts.ignore_index), label_smoothing=opts.label_smoothing,
+            ignore_index=checks.int64_ignore_index(opts.ignore_index),
+            label_smoothing=opts.label_smoothing,
             temperature=opts.temperature, softcap=opts.softcap, z_loss=opts.z_loss,
             where=None, grad_scale=scale,
         )  # fmt: skip
@@ -159,12 +161,6 @@ def _warm(backend: NumbaBackend, key: tuple[str, str, bool]) -> None:
             getattr(backend, op)(x, axis, RowOptions())
     finally:
         _ready.add(key)
-
-
-def _int64_label(ignore_index: int) -> int:
-    """``ignore_index`` as an int64 for the kernels: one outside that range equals no label, and
-    neither does int64's minimum (check_labels has refused such a label)."""
-    return ignore_index if -(2**63) <= ignore_index < 2**63 else -(2**63)
 
 
 def _refine_near_zero(out: np.ndarray, x: np.ndarray, axis: int, opts: RowOptions) -> np.ndarray:

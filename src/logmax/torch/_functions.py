@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from logmax._core import checks
 from logmax._core.options import LossOptions
 from logmax.torch import _ops
 
@@ -433,8 +434,8 @@ def _target_grad(x, target, weight, opts) -> Tensor:
 
 
 def _ce_args(o: LossOptions) -> tuple[Any, ...]:
-    return (o.ignore_index, o.reduction, o.label_smoothing, o.temperature, o.softcap, o.z_loss,
-            o.nan_policy, o.normalizer)  # fmt: skip
+    return (checks.int64_ignore_index(o.ignore_index), o.reduction, o.label_smoothing,
+            o.temperature, o.softcap, o.z_loss, o.nan_policy, o.normalizer)  # fmt: skip
 
 
 def _cross_entropy(x, target, weight, opts, want_grad):
@@ -457,7 +458,7 @@ CrossEntropy, CrossEntropyEager = _function(
 
 # nll_loss
 def _nll_args(o: LossOptions) -> tuple[Any, ...]:
-    return (o.ignore_index, o.reduction, o.nan_policy, o.normalizer)
+    return (checks.int64_ignore_index(o.ignore_index), o.reduction, o.nan_policy, o.normalizer)
 
 
 def _nll_loss(logp, target, weight, opts, want_grad):

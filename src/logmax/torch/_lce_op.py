@@ -36,25 +36,7 @@ from logmax.kernels import array
 from logmax.kernels import torch_backend as tb
 from logmax.torch import _lce_engine as engine
 from logmax.torch import _lce_kernels as kern
-
-
-def check_labels(target: Tensor, n_classes: int, ignore_index: int) -> Tensor:
-    """The counted positions (bool, ``target``'s shape); a label outside ``[0, C)`` that is not
-    ``ignore_index`` raises the core's ``ValueError`` naming its position, its value and ``C``.
-
-    Checked in ``target``'s own dtype, before any cast: an unsigned 64-bit label such as
-    :math:`2^{64} - 100` is not -100 (torch's comparisons do not take ``uint64``: NumPy does).
-    """
-    if target.dtype == torch.uint64:
-        return torch.from_numpy(checks.check_labels(target.cpu().numpy(), n_classes,
-                                                    ignore_index)).to(target.device)  # fmt: skip
-    t = target.long()
-    fits = -(2**63) <= ignore_index < 2**63
-    counted = t != ignore_index if fits else torch.ones_like(t, dtype=torch.bool)
-    bad = counted & ((t < 0) | (t >= n_classes))
-    if bool(bad.any()):
-        checks.check_labels(target.cpu().numpy(), n_classes, ignore_index)
-    return counted
+from logmax.torch._ops import check_labels
 
 
 def check_class_weight(weight: Tensor | None, n_classes: int) -> None:

@@ -163,16 +163,19 @@ def _(x, grad, dim, keepdim, temperature):
 # ---------------------------------------------------------------------------------------------
 # Losses (class dim 1).
 def check_labels(target: Tensor, n_classes: int, ignore_index: int) -> Tensor:
-    """The counted rows; a label outside ``[0, C)`` that is not ``ignore_index`` raises the
-    core's ``ValueError`` naming its position, its value and ``C`` (a host sync)."""
+    """The counted positions (bool, ``target``'s shape); a label outside ``[0, C)`` that is not
+    ``ignore_index`` raises the core's ``ValueError`` naming its position, its value and ``C``.
+
+    Checked in ``target``'s own dtype, before any cast: an unsigned 64-bit label such as
+    :math:`2^{64} - 100` is not -100 (torch's comparisons do not take ``uint64``: NumPy does).
+    """
     if target.dtype == torch.uint64:
-        big = target > torch.iinfo(torch.int64).max
-        if bool(big.any()):
-            checks.check_labels(target.cpu().numpy(), n_classes, ignore_index)
-        target = target.to(torch.int64)
-    in_range = -(2**63) <= ignore_index < 2**63
-    counted = target != ignore_index if in_range else torch.ones_like(target, dtype=torch.bool)
-    bad = counted & ((target < 0) | (target >= n_classes))
+        return torch.from_numpy(checks.check_labels(target.cpu().numpy(), n_classes,
+                                                    ignore_index)).to(target.device)  # fmt: skip
+    t = target.long()
+    fits = -(2**63) <= ignore_index < 2**63
+    counted = t != ignore_index if fits else torch.ones_like(t, dtype=torch.bool)
+    bad = counted & ((t < 0) | (t >= n_classes))
     if bool(bad.any()):
         checks.check_labels(target.cpu().numpy(), n_classes, ignore_index)
     return counted

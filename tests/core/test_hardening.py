@@ -1,0 +1,256 @@
+"""Regressions of the defects adversarial testing found: each input gives the right answer (checked
+against the certified reference) or a clear error, through the NumPy and the PyTorch frontends.
+The numbers in the test names are those of the hardening list."""
+
+from __future__ import annotations
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+import scipy.special
+import torch
+
+import logmax
+import logmax.torch as lt
+from logmax.audit import reference
+from logmax.audit.metric import BOUNDS, ulp_error
+
+
+def _within(got, exact, bound=None) -> None:
+    err = ulp_error(np.asarray(got), exact)
+    limit = BOUNDS[exact.fmt.name] if bound is None else bound
+    assert np.all(err <= limit), f"error {np.max(err)} ULP > {limit}: {got!r} vs {exact.rounded!r}"
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+# 1. logsumexp near 0 cancels in m + log1p(s)
+def test_1_logsumexp_of_log_probabilities_float32():
+    x = np.random.default_rng(3).standard_normal((4, 52)).astype(np.float32)
+    lp = logmax.log_softmax(x)
+    exact = reference.logsumexp(lp)
+    _within(logmax.logsumexp(lp, axis=-1), exact)
+    _within(_np(lt.logsumexp(torch.from_numpy(lp), 1)), exact)
+
+
+def test_1_logsumexp_near_zero_float64():
+    x = np.full(3, -np.log(3.0))
+    exact = reference.logsumexp(x)
+    _within(logmax.logsumexp(x), exact)
+    _within(_np(lt.logsumexp(torch.from_numpy(x), 0)), exact)
+
+
+# 2. float64 with a temperature
+def test_2_float64_temperature():
+    x = np.array([1e6, 1e6 + 1, 1e6 - 2])
+    _within(logmax.softmax(x, temperature=3.0), reference.softmax(x, temperature=3.0))
+    _within(logmax.log_softmax(x, temperature=3.0), reference.log_softmax(x, temperature=3.0))
+    got = lt.softmax(torch.from_numpy(x), 0, temperature=3.0)
+    _within(_np(got), reference.softmax(x, temperature=3.0))
+
+
+# 3. a float64 mean whose rows overflow but which does not
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"label_smoothing": 0.1}, {"weight": np.array([1.0, 0.5])}, {"reduction": "sum"}],
+    ids=["mean", "smoothing", "weights", "sum"],
+)
+def test_3_float64_mean_of_overflowing_rows(kwargs):
+    x = np.array([[1.7e308, -1.7e308], [0.0, 0.0]])
+    y = np.array([1, 0])
+    exact = reference.cross_entropy(x, y, **kwargs)
+    _within(logmax.cross_entropy(x, y, **kwargs), exact)
+    tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    _within(_np(lt.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), **tkw)), exact)
+
+
+# 4. soft targets and smoothing on a confident class: the gradient keeps its tiny value and sign
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_4_soft_target_gradient_on_a_confident_row(dtype):
+    x = np.array([[60.0, 0.0], [0.0, 60.0]], dtype=dtype)
+    t = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=dtype)
+    exact = reference.cross_entropy_grad(x, t)
+    _within(logmax.cross_entropy_with_grad(x, t).grad, exact)
+    xt = torch.from_numpy(x).requires_grad_()
+    lt.cross_entropy(xt, torch.from_numpy(t)).backward()
+    _within(_np(xt.grad), exact)
+
+
+def test_4_smoothing_with_zero_weight_classes_gradient():
+    x = np.array([[30.0, 0.0, -5.0, 2.0]], dtype=np.float32)
+    w = np.array([1.0, 0.0, 0.0, 2.0], dtype=np.float32)
+    y = np.array([0])
+    exact = reference.cross_entropy_grad(x, y, weight=w, label_smoothing=0.1)
+    got = logmax.cross_entropy_with_grad(x, y, weight=w, label_smoothing=0.1).grad
+    _within(got, exact)
+    assert np.array_equal(np.sign(got), np.sign(exact.rounded))
+
+
+# 6. very large class weights
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_6_huge_class_weights(dtype):
+    x = np.zeros((2, 3), dtype=dtype)
+    y = np.array([0, 2])
+    w = np.array([1e308, 1.0, 1e308]) if dtype == np.float64 else np.array([3e38, 1, 3e38])
+    w = w.astype(dtype)
+    exact = reference.cross_entropy(x, y, weight=w)  # log 3
+    _within(logmax.cross_entropy(x, y, weight=w), exact)
+    got = lt.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), weight=torch.from_numpy(w))
+    _within(_np(got), exact)
+
+
+# 7. tiny softcap and temperature
+def test_7_tiny_softcap():
+    x = np.array([[1.0, 2.0]])
+    exact = reference.cross_entropy(x, np.array([0]), softcap=5e-324)  # log 2
+    _within(logmax.cross_entropy(x, np.array([0]), softcap=5e-324), exact)
+
+
+@pytest.mark.parametrize(
+    ("x", "t"),
+    [(np.array([[1.0, 2.0, 0.5]], dtype=np.float32), 5e-324), (np.array([[3e38, 1.0]]), 1e-300)],
+)
+def test_7_tiny_temperature_is_one_hot(x, t):
+    exact = reference.softmax(x, temperature=t)
+    _within(logmax.softmax(x, temperature=t), exact)
+    _within(logmax.log_softmax(x, temperature=t), reference.log_softmax(x, temperature=t))
+
+
+# 8. an infinite weight
+def test_8_logsumexp_infinite_weight():
+    lse, sign = logmax.logsumexp(np.array([0.0, 0.0]), b=np.array([1.0, np.inf]), return_sign=True)
+    ref = scipy.special.logsumexp(np.array([0.0, 0.0]), b=np.array([1.0, np.inf]), return_sign=True)
+    assert (float(lse), float(sign)) == (math.inf, 1.0) == tuple(map(float, ref))
+
+
+# 9. the upstream gradient's shape; a fully masked row with b
+def test_9_vjp_checks_the_upstream_shape():
+    with pytest.raises(ValueError, match="shape"):
+        logmax.logsumexp_vjp(np.zeros((4, 5)), np.ones((4, 5)))
+
+
+def test_9_vjp_of_a_fully_masked_row_with_b_is_zero():
+    x = np.array([[-np.inf, -np.inf], [0.0, 1.0]])
+    g = logmax.logsumexp_vjp(x, np.ones(2), b=np.array([[1.0, 1.0], [1.0, 2.0]]))
+    assert np.array_equal(g[0], [0.0, 0.0]) and np.all(np.isfinite(g))
+
+
+# 10. options that were silently taken
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: logmax.cross_entropy(np.zeros((2, 3)), np.array([1, 2]), ignore_index=1.9),
+         TypeError),
+        (lambda: logmax.cross_entropy(np.zeros((2, 3)), np.array([1, 2]), axis=None), TypeError),
+        (lambda: logmax.cross_entropy(np.zeros((2, 3)), np.array([1, 2]), return_lse="no"),
+         TypeError),
+        (lambda: logmax.logsumexp(np.zeros(3), keepdims="no"), TypeError),
+        (lambda: logmax.cross_entropy(np.zeros((2, 3)), np.array([1, 2]), ignore_index=None),
+         TypeError),
+        (lambda: lt.cross_entropy(torch.zeros(2, 3), torch.tensor([1, 2]), ignore_index=1.9),
+         TypeError),
+        (lambda: lt.cross_entropy(torch.zeros(2, 3), torch.tensor([1, 2]), weight=[1.0, 2, 3]),
+         TypeError),
+        (lambda: lt.CrossEntropyLoss(label_smoothing=2.0), ValueError),
+        (lambda: lt.softmax(torch.zeros(3, dtype=torch.float8_e4m3fn), 0), TypeError),
+    ],
+    ids=["float ignore_index", "axis None", "string return_lse", "string keepdims",
+         "ignore_index None", "torch float ignore_index", "torch list weight",
+         "module options", "float8"],
+)  # fmt: skip
+def test_10_bad_options_raise(call, error):
+    with pytest.raises(error):
+        call()
+
+
+def test_10_ignore_index_beyond_int64_is_no_label():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    y = np.array([0, 1, 3])
+    expected = logmax.cross_entropy(x, y)
+    assert logmax.cross_entropy(x, y, ignore_index=2**70) == expected
+    got = lt.cross_entropy(torch.from_numpy(x), torch.from_numpy(y), ignore_index=2**70)
+    assert float(got) == float(expected)
+
+
+def test_10_unsigned_labels_are_not_ignore_index():
+    x = torch.zeros(3, 4)
+    y = torch.tensor([0, 1, 2**64 - 100], dtype=torch.uint64)
+    with pytest.raises(ValueError, match=r"target\[2\]"):
+        lt.cross_entropy(x, y)
+    ok = torch.tensor([0, 1, 3], dtype=torch.uint64)
+    assert float(lt.cross_entropy(x, ok)) == float(lt.cross_entropy(x, ok.long()))
+
+
+# Unclear errors: big-endian input, grad_output's shape named
+def test_big_endian_input_is_taken():
+    x = np.array([[1.0, 2.0, 3.0]], dtype=">f8")
+    _within(logmax.log_softmax(x), reference.log_softmax(x.astype(np.float64)))
+
+
+def test_wrong_grad_output_shape_names_it():
+    with pytest.raises(ValueError, match="grad_output"):
+        logmax.cross_entropy_with_grad(
+            np.zeros((3, 4)), np.array([0, 1, 2]), reduction="none", grad_output=np.ones(2)
+        )
+
+
+# SciPy parity
+def test_scipy_parity_complex_scalars_broadcast_and_the_name_a():
+    a = np.array([1.0 + 2.0j, -1.0 + 0.5j])
+    assert np.isclose(logmax.logsumexp(a), scipy.special.logsumexp(a), rtol=1e-15)
+    out = logmax.logsumexp(a=np.array([1.0, 2.0]))
+    assert isinstance(out, np.floating) and not isinstance(out, np.ndarray)
+    b = np.array([1.0, 2.0])
+    x = np.zeros((3, 2))
+    assert np.allclose(logmax.logsumexp(x, axis=1, b=b), scipy.special.logsumexp(x, axis=1, b=b))
+    assert logmax.logsumexp(np.array([np.inf])) == np.inf == scipy.special.logsumexp([np.inf])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16])
+def test_16_bit_results_are_within_the_bound(dtype):
+    # the blocked 16-bit paths give the same values as whole rows
+    x = (np.random.default_rng(1).standard_normal((300, 200)) * 4).astype(dtype)
+    _within(logmax.softmax(x[:3]), reference.softmax(x[:3]))
+    assert np.array_equal(
+        logmax.softmax(x)[:3].view(np.uint16), logmax.softmax(x[:3]).view(np.uint16)
+    )
+
+
+# 14. memory: the extra memory of an op is at most its output's size plus a bounded workspace
+_OPS = {
+    "softmax": lambda x, y: logmax.softmax(x),
+    "log_softmax": lambda x, y: logmax.log_softmax(x),
+    "logsumexp": lambda x, y: logmax.logsumexp(x, axis=-1),
+    "cross_entropy_with_grad": lambda x, y: logmax.cross_entropy_with_grad(x, y).grad,
+}
+WORKSPACE = 64 << 20  # bytes
+
+
+@pytest.mark.parametrize("op", list(_OPS))
+@pytest.mark.parametrize(
+    ("backend", "dtype"),
+    [("numba", np.float16), ("numba", ml_dtypes.bfloat16), ("numba", np.float32),
+     ("numba", np.float64), ("numpy", np.float16), ("numpy", ml_dtypes.bfloat16)],
+)  # fmt: skip
+def test_14_extra_memory_is_the_output_plus_a_bounded_workspace(op, backend, dtype, monkeypatch):
+    import tracemalloc
+
+    # 16 MiB of 16-bit input: seven times that in float64 temporaries (the old 16-bit paths)
+    # is 112 MiB, above the output's size plus the workspace
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2048, 4096)).astype(dtype)
+    y = rng.integers(0, 4096, 2048)
+    monkeypatch.setenv("LOGMAX_BACKEND", backend)
+    _OPS[op](x[:4], y[:4])  # compiled or loaded before measuring
+    tracemalloc.start()
+    try:
+        out = _OPS[op](x, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    extra = peak - np.asarray(out).nbytes
+    assert extra <= np.asarray(out).nbytes + WORKSPACE, f"{extra / 2**20:.0f} MiB extra"
