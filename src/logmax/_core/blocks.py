@@ -21,6 +21,7 @@ class ArrayOps(Protocol):
     """What :mod:`logmax._core.blocks` needs of an array library (NumPy, torch)."""
 
     alg: Any  # rowstats + ddarith specialised to this library
+    grid_exponent_limit: float  # exact_sum's grids stay below 2^this (the work format's range)
 
     def max_rows(self, x: Any) -> tuple[Any, Any]: ...  # values and first argmax, per row
     def take_rows(self, x: Any, idx: Any) -> Any: ...  # x[r, idx[r]]
@@ -71,7 +72,8 @@ def exact_sum(xp: ArrayOps, parts: list[Any], levels: int = 3) -> tuple[Any, Any
     e = xp.exponent(alg.where(top > 0, top, 1.0))
     # near the overflow threshold the grid itself would overflow: sum 2^-k times the terms
     # (k = 0 elsewhere; no branch on the values, so no device synchronisation)
-    down = alg.where(e + nb > 1000.0, e + nb - 1000.0, 0.0)
+    limit = xp.grid_exponent_limit
+    down = alg.where(e + nb > limit, e + nb - limit, 0.0)
     scale = xp.col(alg.pow2(-down))
     parts = [p * scale for p in parts]
     sigma = alg.pow2(e - down + nb)

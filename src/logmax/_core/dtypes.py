@@ -47,12 +47,14 @@ def result_dtype(dtype: np.dtype, name: str = "input") -> np.dtype:
 
 
 def round_to(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round ``y`` (float64 or wider) to ``dtype`` once, to nearest even."""
+    """Round ``y`` (float64 or wider) to ``dtype`` once, to nearest even (a value beyond the
+    format's range becomes infinite, without a warning: that is its rounding)."""
     dtype = np.dtype(dtype)
     y = np.asarray(y)
     if dtype == BFLOAT16:
         return _round_to_bfloat16(y)
-    return y.astype(dtype)
+    with np.errstate(over="ignore"):
+        return y.astype(dtype)
 
 
 def _round_to_bfloat16(y: np.ndarray) -> np.ndarray:

@@ -206,6 +206,9 @@ def lse(m_hi, m_lo, l_hi, l_lo, bad, t):
     r""":math:`m/T + L` as a double-double; ``-inf`` for a fully masked row, NaN for a bad one."""
     q_hi, q_lo = dd_div_d(m_hi, m_lo, t)
     v_hi, v_lo = dd_add(q_hi, q_lo, l_hi, l_lo)
+    over = abs(q_hi) == INF  # m/T beyond the range (a tiny T): the lse is +-inf, not NaN
+    v_hi = where(over, q_hi, v_hi)
+    v_lo = where(over, 0.0, v_lo)
     masked = m_hi == -INF
     v_hi = where(masked, -INF, v_hi)
     v_lo = where(masked, 0.0, v_lo)
@@ -291,23 +294,34 @@ def grad_coefficients(hard, y_is_k, a_tot, a_rest, a_k, zeta, w_row, lse_hi, lse
     :math:`g_k = ((\alpha - c_k) - c_k s)/(1+s)`, which keeps the tiny gradient of a confident
     row (:math:`1 - p_k = s/(1+s)`) instead of cancelling :math:`\alpha p_k - c_k`.
     """
-    lse_hi = where(lse_hi == -INF, 0.0, lse_hi)  # a fully masked row has no z-loss gradient
-    lse_lo = where(lse_hi == 0.0, 0.0, lse_lo)
+    # no z-loss gradient on a fully masked row, nor without a z-loss (an lse beyond the range,
+    # m/T for a tiny T, would make 0 * inf)
+    use = (lse_hi != -INF) & ((zeta * w_row) != 0.0)
+    lse_hi = where(use, lse_hi, 0.0)
+    lse_lo = where(use, lse_lo, 0.0)
     zt_hi, zt_lo = dd_mul_d(lse_hi, lse_lo, 2.0 * zeta * w_row)
     a_hi, a_lo = dd_add_d(zt_hi, zt_lo, a_tot)
     alpha_hi, alpha_lo = dd_add_d(a_hi, a_lo, hard)
     t_hi, t_lo = dd_add_d(zt_hi, zt_lo, a_rest)
     top_hi, top_lo = dd_add_d(t_hi, t_lo, where(y_is_k, 0.0, hard))
     c_k = a_k + where(y_is_k, hard, 0.0)
+    # a z-loss term beyond the range (lse ~ m/T for a tiny T): plain floats, +-inf, no low part
+    zt = lse_hi * (2.0 * zeta * w_row)
+    over = abs(zt) == INF
+    alpha_hi = where(over, zt, alpha_hi)
+    top_hi = where(over, zt, top_hi)
+    alpha_lo = where(over, 0.0, alpha_lo)
+    top_lo = where(over, 0.0, top_lo)
     return alpha_hi, alpha_lo, top_hi, top_lo, c_k
 
 
 def grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo,
-               inv_hi, inv_lo, sigma):  # fmt: skip
+               inv_hi, inv_lo, sigma, masked):  # fmt: skip
     r"""One gradient entry :math:`(\alpha p_j - c_j)\,\sigma_j` (see :func:`grad_coefficients`),
     as :math:`(\alpha e^{d_j} - c_j (1 + s)) / (1 + s)`: the products are double-doubles, so the
     difference of two nearly equal terms keeps its digits. At the maximum's column ``is_k`` it is
-    :math:`((\alpha - c_k) - c_k s)/(1 + s)`. 0 where masked (``d = -inf``)."""
+    :math:`((\alpha - c_k) - c_k s)/(1 + s)`. 0 where ``masked`` (a ``-inf`` logit); a shift
+    ``d = -inf`` of a finite logit (beyond the range: a tiny temperature) is :math:`p_j = 0`."""
     e_hi, e_lo = term(d_hi, d_lo)
     ae_hi, ae_lo = dd_mul(alpha_hi, alpha_lo, e_hi, e_lo)
     one_s_hi, one_s_lo = dd_add_d(s_hi, s_lo, 1.0)
@@ -319,4 +333,6 @@ def grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_h
     n_lo = where(is_k, nk_lo, n_lo)
     g_hi, g_lo = dd_mul(n_hi, n_lo, inv_hi, inv_lo)
     g = (g_hi + g_lo) * sigma
-    return where(d_hi == -INF, 0.0, g)
+    over = abs(alpha_hi) == INF  # an infinite z-loss term: the entry is that infinity
+    g = where(over, where(is_k, top_hi, alpha_hi * e_hi) * inv_hi * sigma, g)
+    return where(masked, 0.0, g)

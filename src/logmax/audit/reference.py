@@ -258,6 +258,7 @@ class _Row:
     m: arb  # the transformed maximum
     log1p_s: arb
     inv: arb  # 1 / (1 + s)
+    s: arb
 
 
 class Logits:
@@ -345,7 +346,7 @@ class Logits:
             d[i], e[i] = di, ei
             if i != k:
                 s += ei
-        got = _Row(d, e, m, s.log1p(), 1 / (1 + s))
+        got = _Row(d, e, m, s.log1p(), 1 / (1 + s), s)
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[key] = got
@@ -612,12 +613,51 @@ class Logits:
             alpha = _arb(sum(coefs[r], Fraction(0)))
             if zeta:
                 alpha += _arb(2 * zeta * row_w[r]) * (row.m + row.log1p_s)
-            sigma = _arb(scale[r]) / arb(self.temperature)
+            # (alpha e_i - c_i (1 + s)) / (1 + s): an exact 0 where the terms are equal (ties)
+            numerator = alpha * row.e[i] - _arb(coefs[r][i]) * (1 + row.s)
+            sech2 = arb(1)
             if self.softcap is not None:
-                sigma *= 1 / (arb(float(self.rows[r, i])) / arb(self.softcap)).cosh() ** 2
-            return (alpha * (row.e[i] * row.inv) - _arb(coefs[r][i])) * sigma
+                sech2 = 1 / (arb(float(self.rows[r, i])) / arb(self.softcap)).cosh() ** 2
+            if numerator.is_exact() and row.s.is_exact() and sech2.is_exact():
+                # a rational (ties without z-loss): exactly, as it may be a rounding midpoint
+                q = _fmpq_of(numerator) / _fmpq_of(1 + row.s) * _fmpq_of(sech2)
+                return q * _fmpq_of_fraction(scale[r]) / _fmpq(self.temperature)
+            ball = numerator * row.inv * sech2 * _arb(scale[r]) / arb(self.temperature)
+            if self.softcap is not None:
+                return ball
+            sigma = scale[r] / Fraction(self.temperature)
+            coef_sum = sum(coefs[r], Fraction(0))
+            return self._grad_split(r, i, ball, coef_sum, coefs[r][i], sigma, zeta * row_w[r])
 
         return self._elements(value)
+
+    def _grad_split(self, r: int, i: int, ball: arb, coef_sum: Fraction, c_i: Fraction,
+                    sigma: Fraction, zw: Fraction) -> Value:  # fmt: skip
+        r"""A gradient entry :math:`X = \sigma(\alpha e_i/(1+s) - c_i)` with
+        :math:`\alpha = \sum_c c_c + 2 \zeta w\,(m + L)` (no softcap) as :math:`A + t`:
+        :math:`A` its value from the ties with the row's maximum alone (:math:`e = 1`,
+        :math:`1 + s = n_{ties}`, :math:`L = \log n_{ties}`, rational when there is no z-loss or
+        one tie), and :math:`t` what the other terms add, with the sign the maths gives. For a
+        tie :math:`t = \sigma \frac{s}{1+s}(2\zeta w \frac{L}{s} - \alpha_0)` (:math:`\alpha_0` is
+        :math:`\alpha` at :math:`L = 0`); otherwise :math:`t = \sigma \alpha e_i/(1+s)`. So a
+        value astronomically close to a rounding boundary (terms of :math:`e^{-10^{307}}`) still
+        rounds."""
+        row_x = self.rows[r]
+        ties = self.keep[r] & (row_x == row_x[self.k[r]])
+        n_ties = int(ties.sum())
+        if zw and n_ties > 1:
+            return ball  # A is transcendental: the ball decides
+        tie = bool(ties[i])
+        alpha0 = coef_sum + 2 * zw * self._exact_d(r, None)
+        a = sigma * (alpha0 * (1 if tie else 0) / n_ties - c_i)
+        row = self.row(r)
+        if tie:
+            factor = -_arb(alpha0) + 2 * _arb(zw) * (row.log1p_s / row.s)
+        else:
+            factor = _arb(coef_sum) + 2 * _arb(zw) * (row.m + row.log1p_s)
+        side = 1 if factor > 0 else -1 if factor < 0 else 0
+        side *= 1 if sigma > 0 else -1 if sigma < 0 else 0
+        return Split(ball, lambda: (a, ball - _arb(a)), side or None)
 
     def _ce_row(self, r: int, coefs: list[Fraction], z_coef: Fraction) -> Value:
         """``sum_c coef_c * (-log p_c) + z_coef * lse^2``, with ``0 * inf = 0``."""
@@ -687,6 +727,16 @@ def _arb(q: Fraction) -> arb:
 
 def _fmpq(v: float) -> fmpq:
     return fmpq(*v.as_integer_ratio())
+
+
+def _fmpq_of(ball: arb) -> fmpq:
+    """An exact ball (radius 0) as a rational."""
+    man, exp = ball.man_exp()
+    return fmpq(int(man)) * (fmpq(2) ** int(exp))
+
+
+def _fmpq_of_fraction(q: Fraction) -> fmpq:
+    return fmpq(q.numerator, q.denominator)
 
 
 def _sum_values(values: list[Value], divisor: Fraction = Fraction(1)) -> Value:
@@ -872,8 +922,8 @@ def nll_loss(
             if y == ignore_index:
                 values.append(fmpq(0))
                 row_w.append(Fraction(0))
-            else:
-                values.append(_product(-w[y], lp[r, y]))
+            else:  # a zero weight times -log 0 counts 0, as for soft targets
+                values.append(_product(-w[y], lp[r, y]) if w[y] != 0 else fmpq(0))
                 row_w.append(w[y])
         n_counted = sum(1 for y in labels if y != ignore_index)
         denominator = sum(row_w) if weight is not None else Fraction(n_counted)

@@ -65,13 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_list_option(
         parser,
         "--shapes",
-        "e.g. 2048x32000,8192x1000 (default: 2048x32000, 8192x1000, 64x262144)",
+        "e.g. 2048x32000,8192x1000 (default: 2048x32000, 1024x50257, 8192x1000, 64x262144)",
         item=_shape,
         what="shape",
         metavar="ROWSxCOLS[,...]",
     )
     add_list_option(
-        parser, "--dtypes", "float32, float64 (default: both; --quick: float32)", _dtypes,
+        parser, "--dtypes", "bfloat16, float16, float32, float64 (default: all; --quick: float32)",
+        _dtypes,
         what="dtype",
     )  # fmt: skip
     parser.add_argument(

@@ -390,7 +390,7 @@ def ce_block_grad(ops: Any, u_hi: Any, u_lo: Any, dcap: Any, st: blocks.Stats, f
     sigma = col(scale / t) if dcap is None else col(scale / t) * dcap
     g = alg.grad_entry(
         d_hi, d_lo, c, ops.is_col(st.k - col0, n, u_hi), *(col(f) for f in fin.grad[:5]),
-        *(col(f) for f in fin.grad[5:]), sigma,
+        *(col(f) for f in fin.grad[5:]), sigma, u_hi == -INF,
     )  # fmt: skip
     g = alg.where(col(lr.counted), g, 0.0)  # exactly 0, even where the softcap's is NaN
     return alg.where(col(lr.counted & st.bad), NAN, g)

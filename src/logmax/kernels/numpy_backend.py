@@ -29,6 +29,7 @@ class NumpyOps:
 
     profile_dd = True
     term_bits = 56  # exp_dd's terms, to about 2^-57
+    grid_exponent_limit = 1000.0  # (blocks.exact_sum)
     accurate_bits = 99
 
     def __init__(self) -> None:
@@ -281,7 +282,8 @@ def logsumexp_weighted(
     lse = np.where(sign == 0, -np.inf, v_hi + v_lo)
     size = blocks.exact_sum(OPS, [np.abs(p_hi)])[0]
     cancels = (a_hi < 2.0**-40 * size) | alg.lse_cancels(st.m_hi, t, np.abs(l_hi), v_hi, 43)
-    for r in np.flatnonzero(cancels & np.isfinite(st.m_hi) & ~st.bad & (sign != 0)):
+    # (a sum that cancelled to 0 here may not be 0: the terms that underflowed decide)
+    for r in np.flatnonzero(cancels & np.isfinite(st.m_hi) & ~st.bad):
         lse[r], sign[r] = exact.logsumexp_row(x2[r].astype(F64), bw[r], t)
     masked = np.isneginf(st.m_hi)
     lse = np.where(st.bad, np.nan, np.where(masked, -np.inf, lse))

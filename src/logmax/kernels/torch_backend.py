@@ -82,6 +82,7 @@ class TorchOps:
         self.profile_dd = work_dtype == torch.float64
         self.term_bits = 56 if self.profile_dd else 22
         self.accurate_bits = 99 if self.profile_dd else 22
+        self.grid_exponent_limit = 1000.0 if self.profile_dd else 120.0  # (blocks.exact_sum)
         prims: dict[str, Any] = dict(
             where=_where, exp=torch.exp, log1p=torch.log1p, rint=torch.round, pow2=_pow2,
             two_prod=_two_prod,

@@ -163,19 +163,19 @@ def row_factors(ops: Any, st: blocks.Stats, fin: array.Finished, lr: array.LossR
     r = (alpha_hi * sigma + bt) * inv_hi
     sh, sl = alg.finite_shift(st.m_hi, st.m_lo)
 
-    def entry(d_hi, d_lo, c, is_k):
+    def entry(d_hi, d_lo, c, is_k, masked):
         g = alg.grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi,
-                           s_lo, inv_hi, inv_lo, sigma)  # fmt: skip
+                           s_lo, inv_hi, inv_lo, sigma, masked)  # fmt: skip
         return g + bt * alg.softmax_entry(d_hi, d_lo, inv_hi, inv_lo)
 
     dk_hi, dk_lo = alg.shift(st.m_hi, st.m_lo, sh, sl, t)  # 0, or -inf on a fully masked row
     always = torch.ones_like(lr.counted)
-    g_k = entry(dk_hi, dk_lo, c_k, always)
+    g_k = entry(dk_hi, dk_lo, c_k, always, st.m_hi == -INF)
     dy_hi, dy_lo = alg.shift(st.uy_hi, st.uy_lo, sh, sl, t)
     c_y = lr.hard
     if lr.coef is not None:
         c_y = c_y + _pick_rows(lr.coef, lr.y)
-    g_y = entry(dy_hi, dy_lo, c_y, ~always)
+    g_y = entry(dy_hi, dy_lo, c_y, ~always, st.uy_hi == -INF)
     poison = st.bad & (lr.counted | (bt != 0.0))
     r, g_k, g_y = (torch.where(poison, NAN, v) for v in (r, g_k, g_y))
     y_apart = lr.counted & (lr.y != st.k)

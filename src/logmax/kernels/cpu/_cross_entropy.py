@@ -58,25 +58,22 @@ def _fill(g, value):
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def _masked_row_loss(hard, y, trow, w, eps, zl, row_w):
-    """The loss of a counted row whose logits are all -inf: every :math:`\\ell_c` is +inf."""
-    inf = np.inf
+    """The loss of a counted row whose logits are all -inf: every :math:`\\ell_c` is +inf, and
+    a term with a zero coefficient counts 0 (so a row of weight 0 has loss 0)."""
     n_cls = w.shape[0]
+    coef = 0.0  # the largest coefficient of an infinite term
     if hard:
-        loss = (1.0 - eps) * row_w * inf
+        coef = (1.0 - eps) * row_w
         if eps != 0.0:
-            acc = 0.0
             for c in range(n_cls):
-                acc += w[c] * inf
-            loss = loss + (eps / n_cls) * acc
+                coef = max(coef, (eps / n_cls) * w[c])
     else:
-        loss = 0.0
         for c in range(n_cls):
             tc = (1.0 - eps) * trow[c] + eps / n_cls if eps != 0.0 else trow[c]
-            tw = tc * w[c]
-            loss += 0.0 if tw == 0.0 else tw * inf
+            coef = max(coef, tc * w[c])
     if zl != 0.0:
-        loss = loss + zl * row_w * inf
-    return loss
+        coef = max(coef, zl * row_w)
+    return np.inf if coef > 0.0 else 0.0
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -89,15 +86,17 @@ def _grad_plain(e, inv, a, sc, g):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _grad_general(z, e, inv, a, hard, trow, eps, b, w, sc, dcap, g):
+def _grad_general(z, e, inv, one_s, a, hard, trow, eps, b, w, sc, dcap, g):
     """:math:`g_j = (a p_j - c_j)\\,sc\\,\\operatorname{sech}^2_j` with the dense coefficient
-    :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`); the maximum's and
-    the label's columns are set after (see :func:`_ce_row`)."""
+    :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`), as
+    :math:`(a e^{d_j} - c_j (1 + s)) / (1 + s)`: exactly 0 where the two terms are equal (ties
+    with uniform targets), not the rounding of :math:`p_j`. The maximum's and the label's
+    columns are set after (see :func:`_ce_row`)."""
     has_cap = dcap.shape[0] > 0
+    f = inv * sc
     for j in range(z.shape[0]):
-        p = e[j] * inv
         cj = b * w[j] if hard else ((1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]) * w[j]
-        gj = (a * p - cj) * sc
+        gj = (a * e[j] - cj * one_s) * f
         if has_cap:
             gj = gj * dcap[j]
         g[j] = gj if z[j] > -np.inf else 0.0
@@ -144,7 +143,8 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
     d_y = 0.0
     if hard:
         d_y = _shifted(z[y], mx, t)
-        loss = (1.0 - eps) * row_w * (lg - d_y)
+        hard_c = (1.0 - eps) * row_w
+        loss = 0.0 if hard_c == 0.0 else hard_c * (lg - d_y)  # 0 * (-log 0) counts 0
     k = 0
     a_tot = 0.0
     a_rest = 0.0
@@ -174,7 +174,7 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
     if not dense and dcap.shape[0] == 0:
         _grad_plain(keep, inv, a, sc, g)
     else:
-        _grad_general(z, keep, inv, a, hard, trow, eps, b, w, sc, dcap, g)
+        _grad_general(z, keep, inv, 1.0 + s, a, hard, trow, eps, b, w, sc, dcap, g)
     if dense:
         # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s)
         y_is_k = hard and y == k
@@ -184,7 +184,7 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         if dcap.shape[0] > 0:
             gk = gk * dcap[k]
         g[k] = gk
-    if hard and d_y > -np.inf and not (dense and y == k):
+    if hard and z[y] > -np.inf and not (dense and y == k):
         # the label's column: 1 - p_y without cancellation, s / (1 + s) at the maximum
         e_y = exp_f64(d_y) if d_y != 0.0 else 1.0
         one_minus_py = s * inv if d_y == 0.0 else ((s - e_y) + 1.0) * inv
@@ -336,11 +336,12 @@ def cross_entropy_dd(
                 _fill(g, 0.0)
             continue
         if hard:
-            loss = (1.0 - eps) * row_w * _ell_dd(l_hi, l_lo, z[y], m)
+            hard_c = (1.0 - eps) * row_w  # a zero coefficient times -log 0 counts 0
+            loss = 0.0 if hard_c == 0.0 else hard_c * _ell_dd(l_hi, l_lo, z[y], m)
             if eps != 0.0:
                 acc = 0.0
                 for c in range(n_cls):
-                    acc += w[c] * _ell_dd(l_hi, l_lo, z[c], m)
+                    acc += 0.0 if w[c] == 0.0 else w[c] * _ell_dd(l_hi, l_lo, z[c], m)
                 loss = loss + (eps / n_cls) * acc
         else:
             loss = 0.0

@@ -166,7 +166,7 @@ def ce_grad(row, g_row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_ro
             sigma = sc
         g = plain.grad_entry(
             d_hi, d_lo, c, gcol == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo,
-            inv_hi, inv_lo, sigma,
+            inv_hi, inv_lo, sigma, u == -INF,
         )  # fmt: skip
         g = tl.where(counted, g, 0.0)  # exactly 0, even where the softcap's slope is NaN
         store_rounded(g_row + cols, tl.where(counted & bad, NAN, g), cols < n)
