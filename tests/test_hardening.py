@@ -9,7 +9,6 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-import scipy.special
 import torch
 
 import logmax
@@ -122,8 +121,9 @@ def test_7_tiny_temperature_is_one_hot(x, t):
 
 # 8. an infinite weight
 def test_8_logsumexp_infinite_weight():
+    scipy_special = pytest.importorskip("scipy.special")
     lse, sign = logmax.logsumexp(np.array([0.0, 0.0]), b=np.array([1.0, np.inf]), return_sign=True)
-    ref = scipy.special.logsumexp(np.array([0.0, 0.0]), b=np.array([1.0, np.inf]), return_sign=True)
+    ref = scipy_special.logsumexp(np.array([0.0, 0.0]), b=np.array([1.0, np.inf]), return_sign=True)
     assert (float(lse), float(sign)) == (math.inf, 1.0) == tuple(map(float, ref))
 
 
@@ -200,14 +200,15 @@ def test_wrong_grad_output_shape_names_it():
 
 # SciPy parity
 def test_scipy_parity_complex_scalars_broadcast_and_the_name_a():
+    scipy_special = pytest.importorskip("scipy.special")
     a = np.array([1.0 + 2.0j, -1.0 + 0.5j])
-    assert np.isclose(logmax.logsumexp(a), scipy.special.logsumexp(a), rtol=1e-15)
+    assert np.isclose(logmax.logsumexp(a), scipy_special.logsumexp(a), rtol=1e-15)
     out = logmax.logsumexp(a=np.array([1.0, 2.0]))
     assert isinstance(out, np.floating) and not isinstance(out, np.ndarray)
     b = np.array([1.0, 2.0])
     x = np.zeros((3, 2))
-    assert np.allclose(logmax.logsumexp(x, axis=1, b=b), scipy.special.logsumexp(x, axis=1, b=b))
-    assert logmax.logsumexp(np.array([np.inf])) == np.inf == scipy.special.logsumexp([np.inf])
+    assert np.allclose(logmax.logsumexp(x, axis=1, b=b), scipy_special.logsumexp(x, axis=1, b=b))
+    assert logmax.logsumexp(np.array([np.inf])) == np.inf == scipy_special.logsumexp([np.inf])
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16])
