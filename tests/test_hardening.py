@@ -255,3 +255,51 @@ def test_14_extra_memory_is_the_output_plus_a_bounded_workspace(op, backend, dty
         tracemalloc.stop()
     extra = peak - np.asarray(out).nbytes
     assert extra <= np.asarray(out).nbytes + WORKSPACE, f"{extra / 2**20:.0f} MiB extra"
+
+
+# Found by the property tests at 2*10^4 examples each
+@pytest.mark.parametrize("frontend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_mean_over_zero_weight_is_0_even_where_a_row_is_infinite(frontend, dtype):
+    # the only row is fully masked (its smoothing term is +inf) and its label's weight is 0
+    x = np.array([[-np.inf, -np.inf]], dtype=dtype)
+    y = np.array([0])
+    w = np.array([0.0, 0.25], dtype=dtype)
+    kw = dict(reduction="mean", label_smoothing=0.1)
+    exact = reference.cross_entropy(x, y, weight=w, **kw)
+    if frontend == "numpy":
+        got = logmax.cross_entropy(x, y, weight=w, **kw)
+    else:
+        t = torch.from_numpy
+        got = _np(lt.cross_entropy(t(x), t(y), weight=t(w), **kw))
+    assert float(exact.rounded) == 0.0
+    _within(got, exact)
+
+
+def test_a_16_bit_mean_whose_sum_overflows_float32_work():
+    # torch's 16-bit tensors work in float32: the sum of the rows (3.8e38) is beyond its range,
+    # the mean (1.9e38) is not
+    x = np.array([[-8.47383e37], [-8.47383e37]], dtype=ml_dtypes.bfloat16)
+    t = np.ones((2, 1), dtype=ml_dtypes.bfloat16)
+    w = np.array([2.25], dtype=ml_dtypes.bfloat16)
+    exact = reference.nll_loss(x, t, reduction="mean", weight=w)
+
+    def bf16(a):
+        return torch.from_numpy(a.astype(np.float32)).to(torch.bfloat16)
+
+    got = lt.nll_loss(bf16(x), bf16(t), reduction="mean", weight=bf16(w))
+    _within(got.float().numpy(), exact)
+    _within(logmax.nll_loss(x, t, reduction="mean", weight=w), exact)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16, np.float32])
+def test_a_gradient_that_is_exactly_0_with_soft_targets_and_smoothing(dtype):
+    # ties with uniform soft targets: p_j (sum t') = t'_j exactly; a rounded sum of the
+    # coefficients left 9e-18 in every entry
+    x = np.zeros((1, 6), dtype=dtype)
+    t = np.full((1, 6), 0.166992, dtype=dtype)
+    kw = dict(reduction="none", label_smoothing=0.1, grad_output=np.array([-1.0]))
+    got = logmax.cross_entropy_with_grad(x, t, **kw).grad
+    exact = reference.cross_entropy_grad(x, t, **kw)
+    assert np.all(exact.rounded == 0.0)
+    _within(got, exact)

@@ -218,19 +218,32 @@ def mean_weights(ops: Any, w_cls: Any, soft: bool, opts: LossOptions) -> Any:
     return w_cls * alg.pow2(alg.where(top > 1.0, -e, 0.0))
 
 
-def reduce_rows(ops: Any, rows: Any, den: Any, opts: LossOptions) -> Any:
-    """torch's reductions of the per-row losses (summed exactly); a mean over zero counted rows
-    (or zero total weight) is 0."""
-    if opts.reduction == "none":
-        return rows
+def _total(ops: Any, rows: Any) -> Any:
+    """The sum of the per-row losses, exact (then rounded once) when every row is finite."""
     alg = ops.alg
     finite = (rows == rows) & (abs(rows) < INF)
     hi, lo = blocks.exact_sum(ops, [alg.where(finite, rows, 0.0)[None, :]])
     plain = ops.sum_rows(rows[None, :])  # inf and NaN propagate through the plain sum
-    total = alg.where(ops.all_rows(finite[None, :]), hi + lo, plain)[0]
+    return alg.where(ops.all_rows(finite[None, :]), hi + lo, plain)[0]
+
+
+def reduce_rows(ops: Any, rows: Any, den: Any, opts: LossOptions) -> Any:
+    """torch's reductions of the per-row losses (summed exactly); a mean over zero counted rows
+    (or zero total weight) is 0, whatever the rows hold (an infinite or NaN row of zero weight
+    does not count). A mean whose sum is beyond the work dtype's range (float32 work for 16-bit
+    torch tensors) is summed at :math:`2^{-k}` of its size, :math:`2^k` above the row count (exact
+    but for subnormal rows, which do not matter beside an overflow), and scaled back."""
+    if opts.reduction == "none":
+        return rows
+    total = _total(ops, rows)
     if opts.reduction == "sum":
         return total
-    return alg.where(den != 0, total / alg.where(den != 0, den, 1.0), 0.0 * total)
+    alg = ops.alg
+    safe = alg.where(den != 0, den, 1.0)
+    scale = 2.0 ** -max(ops.shape2(rows[None, :])[1], 1).bit_length()
+    small = (_total(ops, rows * scale) / safe) / scale
+    mean = alg.where(abs(total) < INF, total / safe, small)
+    return alg.where(den != 0, mean, 0.0 * abs(den))
 
 
 def reduce_losses(ops: Any, rows: Any, den: Any, opts: LossOptions,

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from logmax.kernels.cpu._algebra import dd_div, exp_dd, log1p_dd, scale2, two_sum
+from logmax.kernels.cpu._algebra import dd_add_d, dd_div, exp_dd, log1p_dd, scale2, two_sum
 from logmax.kernels.cpu._halves import narrow
 from logmax.kernels.cpu._rows import (
     BAD,
@@ -86,17 +86,22 @@ def _grad_plain(e, inv, a, sc, g):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _grad_general(z, e, inv, one_s, a, hard, trow, eps, b, w, sc, dcap, g):
+def _grad_general(z, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w, sc, dcap, g):
     """:math:`g_j = (a p_j - c_j)\\,sc\\,\\operatorname{sech}^2_j` with the dense coefficient
     :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`), as
-    :math:`(a e^{d_j} - c_j (1 + s)) / (1 + s)`: exactly 0 where the two terms are equal (ties
-    with uniform targets), not the rounding of :math:`p_j`. The maximum's and the label's
-    columns are set after (see :func:`_ce_row`)."""
+    :math:`(a e^{d_j} - c_j (1 + s)) / (1 + s)` with :math:`a = a_h + a_l` a double-double and
+    both products exact (``fma``): exactly 0 where the two terms are equal (ties with uniform
+    targets, whose :math:`a = \\sum_c a_c` is then exactly :math:`(1 + s)\\,c_j`), not a
+    rounding of :math:`a` or :math:`p_j`. The maximum's and the label's columns are set after
+    (see :func:`_ce_row`)."""
     has_cap = dcap.shape[0] > 0
     f = inv * sc
     for j in range(z.shape[0]):
-        cj = b * w[j] if hard else ((1.0 - eps) * trow[j] + b if eps != 0.0 else trow[j]) * w[j]
-        gj = (a * e[j] - cj * one_s) * f
+        cj = _coef(hard, trow, eps, b, w, j)
+        p1 = a_hi * e[j]
+        p2 = cj * one_s
+        n_lo = (fma(a_hi, e[j], -p1) - fma(cj, one_s, -p2)) + a_lo * e[j]
+        gj = ((p1 - p2) + n_lo) * f
         if has_cap:
             gj = gj * dcap[j]
         g[j] = gj if z[j] > -np.inf else 0.0
@@ -146,8 +151,10 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         hard_c = (1.0 - eps) * row_w
         loss = 0.0 if hard_c == 0.0 else hard_c * (lg - d_y)  # 0 * (-log 0) counts 0
     k = 0
-    a_tot = 0.0
-    a_rest = 0.0
+    a_hi = 0.0  # A = sum_c a_c and sum_{c != k} a_c, as double-doubles (compensated sums)
+    a_lo = 0.0
+    r_hi = 0.0
+    r_lo = 0.0
     if dense:
         while z[k] != mx:  # the maximum's first column
             k += 1
@@ -156,8 +163,11 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
             ac = _coef(hard, trow, eps, b, w, c)
             d = _shifted(z[c], mx, t)
             acc += 0.0 if ac == 0.0 else ac * (lg - d)
-            a_tot += ac
-            a_rest += 0.0 if c == k else ac
+            a_hi, err = two_sum(a_hi, ac)
+            a_lo += err
+            if c != k:
+                r_hi, err = two_sum(r_hi, ac)
+                r_lo += err
         loss = loss + acc
     if zl != 0.0:
         loss = loss + zl * row_w * (lse * lse)
@@ -170,17 +180,21 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
     inv = 1.0 / (1.0 + s)
     hard_c = (1.0 - eps) * row_w if hard else 0.0
     zt = 2.0 * zl * row_w * lse
-    a = hard_c + a_tot + zt
+    al_hi, al_lo = dd_add_d(a_hi, a_lo, hard_c)
+    al_hi, al_lo = dd_add_d(al_hi, al_lo, zt)
+    a = al_hi + al_lo
     if not dense and dcap.shape[0] == 0:
         _grad_plain(keep, inv, a, sc, g)
     else:
-        _grad_general(z, keep, inv, 1.0 + s, a, hard, trow, eps, b, w, sc, dcap, g)
+        _grad_general(z, keep, inv, 1.0 + s, al_hi, al_lo, hard, trow, eps, b, w, sc, dcap, g)
     if dense:
-        # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s)
+        # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s), the product exact
         y_is_k = hard and y == k
         c_k = _coef(hard, trow, eps, b, w, k) + (hard_c if y_is_k else 0.0)
-        top = (0.0 if y_is_k else hard_c) + a_rest + zt
-        gk = (top - c_k * s) * inv * sc
+        t_hi, t_lo = dd_add_d(r_hi, r_lo, 0.0 if y_is_k else hard_c)
+        t_hi, t_lo = dd_add_d(t_hi, t_lo, zt)
+        p = c_k * s
+        gk = ((t_hi - p) + (t_lo - fma(c_k, s, -p))) * inv * sc
         if dcap.shape[0] > 0:
             gk = gk * dcap[k]
         g[k] = gk
