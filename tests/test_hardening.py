@@ -303,3 +303,21 @@ def test_a_gradient_that_is_exactly_0_with_soft_targets_and_smoothing(dtype):
     exact = reference.cross_entropy_grad(x, t, **kw)
     assert np.all(exact.rounded == 0.0)
     _within(got, exact)
+
+
+def test_weighted_logsumexp_that_cancels_to_log_1_is_0():
+    # sum b e^x = e^-d (0.5 + 1.5 - 1 - 1) - 1 = -1 exactly: log|.| = 0, not the sum's rounding
+    d = -0.000999451
+    x = np.array([[d] * 5, [d, 0.0, d, d, d]], dtype=ml_dtypes.bfloat16)
+    b = np.array([[-1.0] * 5, [0.5, -1.0, 1.5, -1.0, -1.0]], dtype=ml_dtypes.bfloat16)
+    lse, sign = logmax.logsumexp(x, axis=-1, b=b, return_sign=True)
+    _within(lse, reference.logsumexp(x, axis=-1, b=b))
+    assert float(lse[1]) == 0.0 and float(sign[1]) == -1.0
+
+
+def test_float64_softcap_with_a_tiny_temperature():
+    # the shift (u_0 - u_1)/T ~ -500 multiplies tanh's error by 500/T: tanh needs ~2^-100
+    x = np.array([[0.5, 1.0], [0.3, -2.0]])
+    kw = dict(reduction="none", softcap=20.0, temperature=0.001)
+    _within(logmax.cross_entropy(x, np.array([1, 0]), **kw),
+            reference.cross_entropy(x, np.array([1, 0]), **kw))  # fmt: skip

@@ -238,14 +238,14 @@ def exp_dd_accurate(d_hi, d_lo):
 
 
 def expm1_dd(x_hi, x_lo):
-    """:math:`e^x - 1` as a double-double for :math:`x \\le 0` (exact near 0: no cancellation)."""
+    """:math:`e^x - 1` as a double-double for :math:`x \\le 0`, about :math:`2^{-100}` relative
+    (no cancellation near 0: :func:`expm1_reduced` there, :func:`exp_dd_accurate` beyond). The
+    softcap's :math:`\\tanh` needs those bits where a tiny temperature multiplies its error."""
     small = x_hi > -0.34
     xs = where(small, x_hi, 0.0)
     xl = where(small, x_lo, 0.0)
-    r, r_err = two_sum(xs, xl)
-    p_hi, p_lo = fast_two_sum(r, _expm1_core(r))
-    p_lo = p_lo + r_err * (1.0 + p_hi)
-    e_hi, e_lo, k = exp_dd(x_hi, x_lo)
+    p_hi, p_lo = expm1_reduced(xs, xl)
+    e_hi, e_lo, k = exp_dd_accurate(x_hi, x_lo)
     sc = pow2(where(small, 0.0, k))
     b_hi, b_lo = dd_add_d(e_hi * sc, e_lo * sc, -1.0)
     return where(small, p_hi, b_hi), where(small, p_lo, b_lo)
