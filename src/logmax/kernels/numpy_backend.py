@@ -252,9 +252,10 @@ def logsumexp_weighted(
     Entries with ``b == 0`` are masked. With :math:`d_i = (x_i - m)/T \le 0` the sum is
     :math:`e^{m/T} P`, :math:`P = \sum_i b_i e^{d_i}` summed exactly from double-double products,
     and :math:`\log|{\rm sum}| = m/T + \operatorname{log1p}(|P| - 1)`. Rows where the weights
-    cancel (``|P|`` far below :math:`\sum |b_i e^{d_i}|`, or :math:`|P|` near 1 so that the result
-    is far below that sum's rounding), or where :math:`m/T` and :math:`\log|P|` cancel, are
-    evaluated exactly (:mod:`logmax._core.exact`).
+    cancel (``|P|`` far below :math:`\sum |b_i e^{d_i}|`) or where :math:`m/T` and
+    :math:`\log|P|` cancel are evaluated exactly (:mod:`logmax._core.exact`). The products
+    :math:`b_i (e_h + e_l)` are exact, so weights that cancel on equal entries cancel exactly
+    (:math:`|P| = 1` exactly gives 0, not the products' rounding).
     """
     alg = OPS.alg
     t = opts.temperature
@@ -273,8 +274,8 @@ def logsumexp_weighted(
     live = d_hi != -np.inf
     bw = np.where(live, bw, 0.0)
     p_hi, p_lo = alg.two_prod(bw, e_hi)
-    p_lo = p_lo + bw * e_lo
-    ps_hi, ps_lo = blocks.exact_sum(OPS, [p_hi, p_lo])
+    r_hi, r_lo = alg.two_prod(bw, e_lo)  # every product exact: equal terms cancel exactly
+    ps_hi, ps_lo = blocks.exact_sum(OPS, [p_hi, p_lo, r_hi, r_lo])
     sign = np.sign(ps_hi)
     a_hi, a_lo = np.abs(ps_hi), np.where(ps_hi < 0, -ps_lo, ps_lo)
     l_hi, l_lo = alg.log1p_dd(*alg.dd_add_d(a_hi, a_lo, -1.0))
@@ -282,12 +283,7 @@ def logsumexp_weighted(
     v_hi, v_lo = alg.dd_add(q_hi, q_lo, l_hi, l_lo)
     lse = np.where(sign == 0, -np.inf, v_hi + v_lo)
     size = blocks.exact_sum(OPS, [np.abs(p_hi)])[0]
-    # log|P| is known to about 2^-100 size/|P| absolute: a result below 2^-40 of that (|P| near
-    # 1 by cancellation, log|P| near 0) is evaluated exactly too
-    near_0 = np.abs(v_hi) * a_hi < 2.0**-40 * size
-    cancels = (
-        (a_hi < 2.0**-40 * size) | near_0 | alg.lse_cancels(st.m_hi, t, np.abs(l_hi), v_hi, 43)
-    )
+    cancels = (a_hi < 2.0**-40 * size) | alg.lse_cancels(st.m_hi, t, np.abs(l_hi), v_hi, 43)
     # (a sum that cancelled to 0 here may not be 0: the terms that underflowed decide)
     for r in np.flatnonzero(cancels & np.isfinite(st.m_hi) & ~st.bad):
         lse[r], sign[r] = exact.logsumexp_row(x2[r].astype(F64), bw[r], t)
