@@ -51,6 +51,7 @@ class Stats:
     a_k: Any = None
     ad_hi: Any = None
     ad_lo: Any = None
+    a_rest_lo: Any = None  # (after the fields that positional construction fills)
 
 
 def exact_sum(xp: ArrayOps, parts: list[Any], levels: int = 3) -> tuple[Any, Any]:
@@ -148,7 +149,7 @@ def block_stats(
     if coef is not None:
         a = coef + xp.zeros_like(u_hi)  # broadcast a class vector over the rows
         st.a_k = xp.take_rows(a, k)
-        st.a_rest = exact_sum(xp, [xp.put_rows(a, k, 0.0)], levels=2)[0]
+        st.a_rest, st.a_rest_lo = exact_sum(xp, [xp.put_rows(a, k, 0.0)], levels=2)
         p_hi, p_lo = alg.two_prod(a, alg.where(d_hi == -INF, 0.0, d_hi))
         p_lo = p_lo + a * d_lo
         live = a != 0.0
@@ -159,6 +160,11 @@ def block_stats(
         st.ad_hi = alg.where(lost, -INF, ad_hi)
         st.ad_lo = alg.where(lost, 0.0, ad_lo)
     return st, d_hi, d_lo
+
+
+def a_rest_lo(st: Stats) -> Any:
+    """``a_rest``'s low part (0 where a producer keeps only its high part)."""
+    return st.a_rest_lo if st.a_rest_lo is not None else 0.0 * st.a_rest
 
 
 def merge(xp: ArrayOps, a: Stats, b: Stats, t: float) -> Stats:
@@ -177,9 +183,9 @@ def merge(xp: ArrayOps, a: Stats, b: Stats, t: float) -> Stats:
             uy_lo=alg.where(b.has_y, b.uy_lo, a.uy_lo),
         )
     if a.a_rest is not None:
-        rest, top, ad_hi, ad_lo = alg.merge_dense(
-            a.a_rest, a.a_k, a.ad_hi, a.ad_lo, a.m_hi, a.m_lo,
-            b.a_rest, b.a_k, b.ad_hi, b.ad_lo, b.m_hi, b.m_lo, m_hi, m_lo, b_wins, t,
+        rest, rest_lo, top, ad_hi, ad_lo = alg.merge_dense(
+            a.a_rest, a_rest_lo(a), a.a_k, a.ad_hi, a.ad_lo, a.m_hi, a.m_lo,
+            b.a_rest, a_rest_lo(b), b.a_k, b.ad_hi, b.ad_lo, b.m_hi, b.m_lo, m_hi, m_lo, b_wins, t,
         )  # fmt: skip
-        out = replace(out, a_rest=rest, a_k=top, ad_hi=ad_hi, ad_lo=ad_lo)
+        out = replace(out, a_rest=rest, a_rest_lo=rest_lo, a_k=top, ad_hi=ad_hi, ad_lo=ad_lo)
     return out

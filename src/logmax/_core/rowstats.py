@@ -23,7 +23,9 @@ Statistics of a block (a contiguous range of a row's columns; one block may be t
 ``uy``     :math:`u_y` at the target column, with ``has_y`` (is the target in this block)
 ``a``      for dense loss coefficients :math:`a_c \ge 0` (label smoothing
            :math:`\varepsilon w_c / C`, soft targets :math:`w_c t'_c`): ``a_rest``
-           :math:`= \sum_{c \ne k} a_c`, ``a_k`` :math:`= a_k` and ``ad``
+           :math:`= \sum_{c \ne k} a_c` (double-double ``a_rest, a_rest_lo``: equal
+           coefficients on ties then cancel exactly in the gradient), ``a_k`` :math:`= a_k`
+           and ``ad``
            :math:`= \sum_c a_c (u_c - m)/T \le 0` (double-double; ``-inf`` when a positive
            coefficient meets a masked entry)
 =========  =====================================================================================
@@ -168,19 +170,21 @@ def merge_sum(a_s_hi, a_s_lo, fa_hi, fa_lo, b_s_hi, b_s_lo, fb_hi, fb_lo, b_wins
     return dd_add(x_hi, x_lo, y_hi, y_lo)
 
 
-def merge_dense(a_rest, a_k, a_ad_hi, a_ad_lo, a_m_hi, a_m_lo, b_rest, b_k, b_ad_hi, b_ad_lo,
-                b_m_hi, b_m_lo, m_hi, m_lo, b_wins, t):  # fmt: skip
-    r"""The dense-coefficient statistics of two blocks: ``a_rest``, ``a_k`` and
+def merge_dense(a_rest, a_rest_lo, a_k, a_ad_hi, a_ad_lo, a_m_hi, a_m_lo, b_rest, b_rest_lo, b_k,
+                b_ad_hi, b_ad_lo, b_m_hi, b_m_lo, m_hi, m_lo, b_wins, t):  # fmt: skip
+    r"""The dense-coefficient statistics of two blocks: ``a_rest`` (a double-double: the rests
+    and the losing block's own :math:`a_k`), ``a_k`` and
     :math:`\sum_c a_c (u_c - m')/T = \sum_{\text{blocks}} [ad + A\,(m - m')/T]` (every move
-    :math:`\le 0`: the sum keeps one sign)."""
-    rest = where(b_wins, a_rest + a_k + b_rest, a_rest + b_rest + b_k)
+    :math:`\le 0`: the sum keeps one sign). Returns ``(rest, rest_lo, top, ad_hi, ad_lo)``."""
+    r_hi, r_lo = dd_add(a_rest, a_rest_lo, b_rest, b_rest_lo)
+    r_hi, r_lo = dd_add_d(r_hi, r_lo, where(b_wins, a_k, b_k))
     top = where(b_wins, b_k, a_k)
     lost = (a_ad_hi == -INF) | (b_ad_hi == -INF)
     ad_hi, ad_lo = dd_add(
         *_moved(a_ad_hi, a_ad_lo, a_rest + a_k, a_m_hi, a_m_lo, m_hi, m_lo, t),
         *_moved(b_ad_hi, b_ad_lo, b_rest + b_k, b_m_hi, b_m_lo, m_hi, m_lo, t),
     )
-    return rest, top, where(lost, -INF, ad_hi), where(lost, 0.0, ad_lo)
+    return r_hi, r_lo, top, where(lost, -INF, ad_hi), where(lost, 0.0, ad_lo)
 
 
 def _moved(ad_hi, ad_lo, total, m_hi, m_lo, new_hi, new_lo, t):
@@ -284,7 +288,8 @@ def loss_row(hard, dy_hi, dy_lo, has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo, zeta, w
     return where(inf, INF, r_hi), where(inf, 0.0, r_lo)
 
 
-def grad_coefficients(hard, y_is_k, a_tot, a_rest, a_k, zeta, w_row, lse_hi, lse_lo):
+def grad_coefficients(hard, y_is_k, a_tot, a_tot_lo, a_rest, a_rest_lo, a_k, zeta, w_row, lse_hi,
+                      lse_lo):  # fmt: skip
     r"""The row factors of the gradient :math:`g_j = (\alpha p_j - c_j)\,\sigma_j`, with
     :math:`c_j = c_y [j = y] + a_j` and :math:`\alpha = c_y + A + 2\zeta w\,\mathrm{lse}`:
 
@@ -292,7 +297,9 @@ def grad_coefficients(hard, y_is_k, a_tot, a_rest, a_k, zeta, w_row, lse_hi, lse
     :math:`\alpha - c_k` at the maximum's column :math:`k` assembled from its parts
     (:math:`c_y [y \ne k] + \sum_{c \ne k} a_c + 2\zeta w\,\mathrm{lse}`): at :math:`k`,
     :math:`g_k = ((\alpha - c_k) - c_k s)/(1+s)`, which keeps the tiny gradient of a confident
-    row (:math:`1 - p_k = s/(1+s)`) instead of cancelling :math:`\alpha p_k - c_k`.
+    row (:math:`1 - p_k = s/(1+s)`) instead of cancelling :math:`\alpha p_k - c_k`. :math:`A`
+    (``a_tot``) and the rest are double-doubles, so that ties with equal coefficients give
+    exactly 0.
     """
     # no z-loss gradient on a fully masked row, nor without a z-loss (an lse beyond the range,
     # m/T for a tiny T, would make 0 * inf)
@@ -300,9 +307,9 @@ def grad_coefficients(hard, y_is_k, a_tot, a_rest, a_k, zeta, w_row, lse_hi, lse
     lse_hi = where(use, lse_hi, 0.0)
     lse_lo = where(use, lse_lo, 0.0)
     zt_hi, zt_lo = dd_mul_d(lse_hi, lse_lo, 2.0 * zeta * w_row)
-    a_hi, a_lo = dd_add_d(zt_hi, zt_lo, a_tot)
+    a_hi, a_lo = dd_add(zt_hi, zt_lo, a_tot, a_tot_lo)
     alpha_hi, alpha_lo = dd_add_d(a_hi, a_lo, hard)
-    t_hi, t_lo = dd_add_d(zt_hi, zt_lo, a_rest)
+    t_hi, t_lo = dd_add(zt_hi, zt_lo, a_rest, a_rest_lo)
     top_hi, top_lo = dd_add_d(t_hi, t_lo, where(y_is_k, 0.0, hard))
     c_k = a_k + where(y_is_k, hard, 0.0)
     # a z-loss term beyond the range (lse ~ m/T for a tiny T): plain floats, +-inf, no low part

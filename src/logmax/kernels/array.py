@@ -363,10 +363,11 @@ def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
     dense = lr.coef is not None
     at = st if quarter is None else quarter  # the shifts d_y and sum a_c d_c
     a_rest = st.a_rest if dense else zero
+    a_rest_lo = blocks.a_rest_lo(st) if dense else zero
     a_k = st.a_k if dense else zero
     ad_hi = at.ad_hi if dense else zero
     ad_lo = at.ad_lo if dense else zero
-    a_tot = a_rest + a_k
+    a_tot, a_tot_lo = alg.dd_add_d(a_rest, a_rest_lo, a_k)
     l_hi, l_lo = alg.log1p_s(st.s_hi, st.s_lo)
     lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
     sh, sl = alg.finite_shift(at.m_hi, at.m_lo)
@@ -378,7 +379,17 @@ def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
     )  # fmt: skip
     loss = alg.where(lr.counted, alg.where(st.bad, NAN, loss_hi + loss_lo), 0.0)
     alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
-        lr.hard, lr.y == st.k, a_tot, a_rest, a_k, opts.z_loss, lr.row_w, lse_hi, lse_lo
+        lr.hard,
+        lr.y == st.k,
+        a_tot,
+        a_tot_lo,
+        a_rest,
+        a_rest_lo,
+        a_k,
+        opts.z_loss,
+        lr.row_w,
+        lse_hi,
+        lse_lo,
     )
     inv_hi, inv_lo = alg.inverse(st.s_hi, st.s_lo)
     factors = (alpha_hi, alpha_lo, top_hi, top_lo, c_k, st.s_hi, st.s_lo, inv_hi, inv_lo)

@@ -40,7 +40,7 @@ NAN = math.nan
 
 BASE = ("m_hi", "m_lo", "k", "s_hi", "s_lo", "bad")
 TARGET = ("uy_hi", "uy_lo", "has_y")
-DENSE = ("a_rest", "a_k", "ad_hi", "ad_lo")
+DENSE = ("a_rest", "a_rest_lo", "a_k", "ad_hi", "ad_lo")
 TINY = ("tiny_hi", "tiny_lo")
 _INTS = {"k": torch.long, "bad": torch.bool, "has_y": torch.bool}
 STAT_FIELDS = tuple(f.name for f in fields(blocks.Stats))
@@ -232,6 +232,8 @@ def gather(ops: Any, lay: Layout, st: blocks.Stats, tiny: Any, names: tuple[str,
     """Every rank's statistics, in rank order: ``(layout, [(stats, tiny), ...])`` after one
     ``all_gather`` of one float64 tensor (``start, stop`` then the fields, a row each)."""
     values = {n: getattr(st, n) for n in names if n in STAT_FIELDS}
+    if "a_rest_lo" in values:
+        values["a_rest_lo"] = blocks.a_rest_lo(st)
     if tiny is not None:
         values["tiny_hi"], values["tiny_lo"] = tiny
     ref = st.m_hi

@@ -393,6 +393,7 @@ class FastKernel:
         a_k = _pick_rows(a, k)
         st.a_k = a_k.to(wd)
         st.a_rest = (a.sum(dim=-1) - a_k).to(wd)
+        st.a_rest_lo = zero
         st.ad_hi = torch.where(lost, -INF, ad).to(wd)
         st.ad_lo = zero
 

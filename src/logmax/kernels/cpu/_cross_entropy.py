@@ -33,6 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
+from logmax.kernels.cpu import _algebra as alg
 from logmax.kernels.cpu._algebra import dd_add_d, dd_div, exp_dd, log1p_dd, scale2, two_sum
 from logmax.kernels.cpu._halves import narrow
 from logmax.kernels.cpu._rows import (
@@ -43,11 +44,17 @@ from logmax.kernels.cpu._rows import (
     row_max32,
     row_max64,
     row_sum_dd,
+    row_sum_keep_accurate_t32,
     row_sum_keep_t32,
     row_sum_t32,
     widen_row,
 )
-from logmax.kernels.cpu._scalar import FM, exp_f64, fma
+from logmax.kernels.cpu._scalar import FM, fma
+
+# A dense gradient entry is done again in double-double when it is below
+# CANCELS (16 + |d|) of its two terms: their errors (about 2^-48 for |d| <= 16, growing with |d|
+# through the rounding of d) would then be above a quarter of a float32 ULP.
+CANCELS = 2.0**-26
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -86,25 +93,65 @@ def _grad_plain(e, inv, a, sc, g):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _grad_general(z, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w, sc, dcap, g):
+def _grad_general(z, z_max, t, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w, sc, dcap, g):
     """:math:`g_j = (a p_j - c_j)\\,sc\\,\\operatorname{sech}^2_j` with the dense coefficient
     :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`), as
     :math:`(a e^{d_j} - c_j (1 + s)) / (1 + s)` with :math:`a = a_h + a_l` a double-double and
     both products exact (``fma``): exactly 0 where the two terms are equal (ties with uniform
     targets, whose :math:`a = \\sum_c a_c` is then exactly :math:`(1 + s)\\,c_j`), not a
     rounding of :math:`a` or :math:`p_j`. The maximum's and the label's columns are set after
-    (see :func:`_ce_row`)."""
+    (see :func:`_ce_row`). Returns whether an entry cancelled below :math:`2^{-40}` of its two
+    terms (or to 0): there the rounding of :math:`e^{d_j}` and :math:`s` may be all that is left,
+    and the row is done again in double-double (:func:`_grad_row_dd`)."""
     has_cap = dcap.shape[0] > 0
     f = inv * sc
+    risky = False
     for j in range(z.shape[0]):
         cj = _coef(hard, trow, eps, b, w, j)
         p1 = a_hi * e[j]
         p2 = cj * one_s
         n_lo = (fma(a_hi, e[j], -p1) - fma(cj, one_s, -p2)) + a_lo * e[j]
-        gj = ((p1 - p2) + n_lo) * f
+        n = (p1 - p2) + n_lo
+        tol = CANCELS * (16.0 + abs(_shifted(z[j], z_max, t)))
+        risky = risky or (abs(n) < tol * (abs(p1) + abs(p2)) and z[j] > -np.inf)
+        gj = n * f
         if has_cap:
             gj = gj * dcap[j]
         g[j] = gj if z[j] > -np.inf else 0.0
+    return risky
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _grad_row_dd(z, mx, t, hard, y, trow, w, eps, b, zl, row_w, hard_c, k, a_hi, a_lo, r_hi,
+                 r_lo, sc, g):  # fmt: skip
+    """The gradient row again with every quantity a double-double, through the algebra's
+    :func:`~logmax._core.rowstats.grad_coefficients` and
+    :func:`~logmax._core.rowstats.grad_entry` as the reference backend runs them (:math:`d` exact,
+    :math:`e^d` and :math:`s` double-doubles): for the rare rows whose fast gradient cancels.
+    ``a`` is :math:`\\sum_c a_c`, ``r`` :math:`\\sum_{c \\ne k} a_c` (double-doubles)."""
+    n = z.shape[0]
+    m = np.float64(mx)
+    s_hi = 0.0
+    s_lo = 0.0
+    for j in range(n):
+        if j != k:
+            d_hi, d_lo = alg.shift(np.float64(z[j]), 0.0, m, 0.0, t)
+            e_hi, e_lo = alg.term(d_hi, d_lo)
+            s_hi, s_lo = alg.dd_add(s_hi, s_lo, e_hi, e_lo)
+    l_hi, l_lo = alg.log1p_s(s_hi, s_lo)
+    lse_hi, lse_lo = alg.lse(m, 0.0, l_hi, l_lo, False, t)
+    a_k = _coef(hard, trow, eps, b, w, k)
+    alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
+        hard_c, hard and y == k, a_hi, a_lo, r_hi, r_lo, a_k, zl, row_w, lse_hi, lse_lo
+    )
+    inv_hi, inv_lo = alg.inverse(s_hi, s_lo)
+    for j in range(n):
+        d_hi, d_lo = alg.shift(np.float64(z[j]), 0.0, m, 0.0, t)
+        c = _coef(hard, trow, eps, b, w, j) + (hard_c if hard and j == y else 0.0)
+        g[j] = alg.grad_entry(
+            d_hi, d_lo, c, j == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo, inv_hi,
+            inv_lo, sc, z[j] == -np.inf,
+        )  # fmt: skip
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -138,11 +185,16 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
             _fill(g, 0.0)
         return _masked_row_loss(hard, y, trow, w, eps, zl, row_w), -np.inf
     grad_now = want_grad and sc != 0.0
-    s = row_sum_keep_t32(z, mx, t, keep) if grad_now else row_sum_t32(z, mx, t)
-    lg = np.log1p(s)
-    lse = (np.float64(mx) if t == 1.0 else np.float64(mx) / t) + lg
     b = eps / n_cls
     dense = eps != 0.0 or not hard
+    if grad_now and dense:  # entries may cancel: e^d and s to float64's precision
+        s = row_sum_keep_accurate_t32(z, mx, t, keep)
+    elif grad_now:
+        s = row_sum_keep_t32(z, mx, t, keep)
+    else:
+        s = row_sum_t32(z, mx, t)
+    lg = np.log1p(s)
+    lse = (np.float64(mx) if t == 1.0 else np.float64(mx) / t) + lg
     # the loss: c_y (L - d_y) + sum_c a_c (L - d_c) + zeta w lse^2, terms >= 0
     loss = 0.0
     d_y = 0.0
@@ -183,10 +235,13 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
     al_hi, al_lo = dd_add_d(a_hi, a_lo, hard_c)
     al_hi, al_lo = dd_add_d(al_hi, al_lo, zt)
     a = al_hi + al_lo
+    risky = False
     if not dense and dcap.shape[0] == 0:
         _grad_plain(keep, inv, a, sc, g)
     else:
-        _grad_general(z, keep, inv, 1.0 + s, al_hi, al_lo, hard, trow, eps, b, w, sc, dcap, g)
+        risky = _grad_general(
+            z, mx, t, keep, inv, 1.0 + s, al_hi, al_lo, hard, trow, eps, b, w, sc, dcap, g
+        )
     if dense:
         # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s), the product exact
         y_is_k = hard and y == k
@@ -194,19 +249,29 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         t_hi, t_lo = dd_add_d(r_hi, r_lo, 0.0 if y_is_k else hard_c)
         t_hi, t_lo = dd_add_d(t_hi, t_lo, zt)
         p = c_k * s
-        gk = ((t_hi - p) + (t_lo - fma(c_k, s, -p))) * inv * sc
+        nk = (t_hi - p) + (t_lo - fma(c_k, s, -p))
+        risky = risky or abs(nk) < 16.0 * CANCELS * (abs(t_hi) + abs(p))
+        gk = nk * inv * sc
         if dcap.shape[0] > 0:
             gk = gk * dcap[k]
         g[k] = gk
     if hard and z[y] > -np.inf and not (dense and y == k):
         # the label's column: 1 - p_y without cancellation, s / (1 + s) at the maximum
-        e_y = exp_f64(d_y) if d_y != 0.0 else 1.0
+        e_y = keep[y] if d_y != 0.0 else 1.0
         one_minus_py = s * inv if d_y == 0.0 else ((s - e_y) + 1.0) * inv
-        gy = -hard_c * one_minus_py + (a - hard_c) * (e_y * inv) - (b * w[y] if hard else 0.0)
+        t1 = hard_c * one_minus_py
+        t2 = (a - hard_c) * (e_y * inv)
+        t3 = b * w[y] if hard else 0.0
+        gy = (t2 - t1) - t3
+        tol = CANCELS * (16.0 + abs(d_y))
+        risky = risky or (dense and abs(gy) < tol * (abs(t1) + abs(t2) + abs(t3)))
         gy = gy * sc
         if dcap.shape[0] > 0:
             gy = gy * dcap[y]
         g[y] = gy
+    if dense and risky and dcap.shape[0] == 0:
+        _grad_row_dd(z, mx, t, hard, y, trow, w, eps, b, zl, row_w, hard_c, k, a_hi, a_lo, r_hi,
+                     r_lo, sc, g)  # fmt: skip
     return loss, lse
 
 

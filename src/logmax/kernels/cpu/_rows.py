@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from logmax.kernels.cpu._algebra import dd_div, exp_dd, log1p_dd, scale2, two_sum
+from logmax.kernels.cpu._algebra import dd_div, exp_dd, exp_f64_accurate, log1p_dd, scale2, two_sum
 from logmax.kernels.cpu._halves import BF16, bf16_to_f32, f16_to_f32, narrow
 from logmax.kernels.cpu._scalar import (
     FM,
@@ -224,6 +224,25 @@ def row_sum_keep_t32(row, mx, t, keep):
         s += e if d < 0.0 else 0.0
         ties += 1 if d == 0.0 else 0
     return s + np.float64(ties - 1)
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def row_sum_keep_accurate_t32(row, mx, t, keep):
+    """:func:`row_sum_keep_t32` to about 2 ULP of float64: ``keep[j]`` from
+    :func:`~logmax.kernels.cpu._algebra.exp_f64_accurate` and :math:`s` a compensated sum (no
+    reassociation), for gradients whose entries may cancel."""
+    s = 0.0
+    c = 0.0
+    ties = 0
+    for j in range(row.shape[0]):
+        d = _shifted(row[j], mx, t)
+        e = exp_f64_accurate(d)
+        keep[j] = e if d < 0.0 else 1.0
+        s, err = two_sum(s, e if d < 0.0 else 0.0)
+        c += err
+        ties += 1 if d == 0.0 else 0
+    s, err = two_sum(s, np.float64(ties - 1))
+    return s + (c + err)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")

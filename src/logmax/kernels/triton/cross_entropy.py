@@ -95,7 +95,7 @@ def coefficients(cols, n, coef_row, tgt_row, w_ptr, one_m_eps, eps_c, COEF: tl.c
 def ce_stats(row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_row, w_ptr, one_m_eps,
              eps_c, COEF: tl.constexpr, W: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
     """Phase 1 on the ``n`` columns at ``row`` (global columns ``col0 ..``): ``(m, k, s_hi, s_lo,
-    bad, a_rest, a_k, ad_hi, ad_lo)`` (the dense ones 0 without coefficients)."""
+    bad, a_rest, a_rest_lo, a_k, ad_hi, ad_lo)`` (the dense ones 0 without coefficients)."""
     idx = tl.arange(0, BLOCK)
     m = tl.full([], -INF, W)
     zero = tl.full([], 0.0, W)
@@ -104,6 +104,7 @@ def ce_stats(row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_row, w_p
     s_lo = zero
     bad = tl.full([], 0, tl.int32)
     a_rest = zero
+    a_rest_lo = zero
     a_k = zero
     ad_hi = zero
     ad_lo = zero
@@ -124,12 +125,12 @@ def ce_stats(row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_row, w_p
             masked = d == -INF
             b_ad = tl.sum(tl.where(live & ~masked, a * d, 0.0), 0)
             lost = tl.max((live & masked).to(tl.int32), 0) != 0  # a coefficient on a masked class
-            a_rest, a_k, ad_hi, ad_lo = plain.merge_dense(
-                a_rest, a_k, ad_hi, ad_lo, m, zero, b_rest, b_k, tl.where(lost, -INF, b_ad),
-                zero, mb, zero, m2, zero, b_wins, t,
+            a_rest, a_rest_lo, a_k, ad_hi, ad_lo = plain.merge_dense(
+                a_rest, a_rest_lo, a_k, ad_hi, ad_lo, m, zero, b_rest, zero, b_k,
+                tl.where(lost, -INF, b_ad), zero, mb, zero, m2, zero, b_wins, t,
             )  # fmt: skip
         m = m2
-    return m, k, s_hi, s_lo, bad != 0, a_rest, a_k, ad_hi, ad_lo
+    return m, k, s_hi, s_lo, bad != 0, a_rest, a_rest_lo, a_k, ad_hi, ad_lo
 
 
 @device
@@ -203,11 +204,11 @@ def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef
     y = tl.where(wrong, 0, y)
     zero = tl.full([], 0.0, W)
     # phase 1
-    m, k, s_hi, s_lo, bad, a_rest, a_k, ad_hi, ad_lo = ce_stats(
+    m, k, s_hi, s_lo, bad, a_rest, a_rest_lo, a_k, ad_hi, ad_lo = ce_stats(
         row, n, 0, t, cap, SOFTCAP, coef_row, tgt_row, w_ptr, one_m_eps, eps_c, COEF, W, BLOCK
     )
     # phase 2 (array.ce_finish)
-    a_tot = a_rest + a_k
+    a_tot, a_tot_lo = plain.dd_add_d(a_rest, a_rest_lo, a_k)
     l_hi, l_lo = plain.log1p_s(s_hi, s_lo)
     lse_hi, lse_lo = plain.lse(m, zero, l_hi, l_lo, bad, t)
     sh, sl = plain.finite_shift(m, zero)
@@ -225,7 +226,7 @@ def _ce_kernel(x_ptr, stride_x, n, y_ptr, counted_ptr, row_w_ptr, hard_ptr, coef
     # phase 3
     if GRAD:
         alpha_hi, alpha_lo, top_hi, top_lo, c_k = plain.grad_coefficients(
-            hard, y == k, a_tot, a_rest, a_k, zeta, row_w, lse_hi, lse_lo
+            hard, y == k, a_tot, a_tot_lo, a_rest, a_rest_lo, a_k, zeta, row_w, lse_hi, lse_lo
         )
         inv_hi, inv_lo = plain.inverse(s_hi, s_lo)
         sc = tl.load(scale_ptr + r).to(W) / t
@@ -242,14 +243,14 @@ def _block_stats_kernel(x_ptr, stride_x, n, col0, y_ptr, coef_ptr, stride_coef, 
                         SOFTCAP: tl.constexpr, COEF: tl.constexpr, W: tl.constexpr,
                         BLOCK: tl.constexpr):  # fmt: skip
     """Phase 1 on a vocabulary block; ``out`` rows: ``m, s_hi, s_lo, bad, uy, has_y, a_rest,
-    a_k, ad_hi, ad_lo`` (work dtype, ``(10, rows)``), ``k`` the global argmax."""
+    a_k, ad_hi, ad_lo, a_rest_lo`` (work dtype, ``(11, rows)``), ``k`` the global argmax."""
     r = tl.program_id(0).to(tl.int64)
     rows = tl.num_programs(0)
     row = x_ptr + r * stride_x
     t = temperature(t_arg, T_ONE, W)
     cap = as_work(cap_arg, W)
     one = tl.full([], 1.0, W)
-    m, k, s_hi, s_lo, bad, a_rest, a_k, ad_hi, ad_lo = ce_stats(
+    m, k, s_hi, s_lo, bad, a_rest, a_rest_lo, a_k, ad_hi, ad_lo = ce_stats(
         row, n, col0, t, cap, SOFTCAP, coef_ptr + r * stride_coef, coef_ptr, coef_ptr, one, one,
         COEF, W, BLOCK,
     )  # fmt: skip
@@ -268,6 +269,7 @@ def _block_stats_kernel(x_ptr, stride_x, n, col0, y_ptr, coef_ptr, stride_coef, 
     tl.store(out + 7 * rows, a_k)
     tl.store(out + 8 * rows, ad_hi)
     tl.store(out + 9 * rows, ad_lo)
+    tl.store(out + 10 * rows, a_rest_lo)
 
 
 @triton.jit
@@ -403,7 +405,7 @@ def ce_block(x2: torch.Tensor, lr: array.LossRows, opts: LossOptions, col0: int 
         x2 = x2.contiguous()
     n_rows, n = x2.shape
     coef, stride_coef, mode = _coef_block(lr, col0, n, x2)
-    out = torch.zeros((10, n_rows), dtype=work, device=x2.device)
+    out = torch.zeros((11, n_rows), dtype=work, device=x2.device)
     k = torch.zeros(n_rows, dtype=torch.int64, device=x2.device)
     if n_rows and n:
         block, _acc, warps = launch_config(n, work, opts.softcap is not None)
@@ -413,13 +415,14 @@ def ce_block(x2: torch.Tensor, lr: array.LossRows, opts: LossOptions, col0: int 
             **_options(opts), COEF=mode, W=_rows.tl_dtype(work), BLOCK=block,
             num_warps=warps, enable_fp_fusion=True,
         )  # fmt: skip
-    m, s_hi, s_lo, bad, uy, has_y, a_rest, a_k, ad_hi, ad_lo = out.unbind(0)
+    m, s_hi, s_lo, bad, uy, has_y, a_rest, a_k, ad_hi, ad_lo, a_rest_lo = out.unbind(0)
     zero = torch.zeros_like(m)
     if not n:
         m = torch.full_like(m, -float("inf"))
     st = blocks.Stats(m, zero, k, s_hi, s_lo, bad != 0, uy, zero, has_y != 0)
     if lr.coef is not None:
-        st.a_rest, st.a_k, st.ad_hi, st.ad_lo = a_rest, a_k, ad_hi, ad_lo
+        st.a_rest, st.a_rest_lo, st.a_k = a_rest, a_rest_lo, a_k
+        st.ad_hi, st.ad_lo = ad_hi, ad_lo
     return st
 
 
