@@ -51,10 +51,12 @@ from logmax.kernels.cpu._rows import (
 )
 from logmax.kernels.cpu._scalar import FM, fma
 
-# A dense gradient entry is done again in double-double when it is below
-# CANCELS (16 + |d|) of its two terms: their errors (about 2^-48 for |d| <= 16, growing with |d|
-# through the rounding of d) would then be above a quarter of a float32 ULP.
-CANCELS = 2.0**-26
+# A dense gradient entry is done again in double-double when it is below tol_base + tol_d |d| of
+# its two terms, where their errors would reach a quarter of an output ULP. float32 outputs read
+# e^d and s to float64's precision (errors about 2^-48 for |d| <= 16, growing with |d| through
+# the rounding of d); 16-bit outputs keep the fast exponential (6e-11 < 2^-33.9).
+TOL32 = (2.0**-22, 2.0**-26)
+TOL16 = (2.0**-20, 0.0)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -93,7 +95,8 @@ def _grad_plain(e, inv, a, sc, g):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _grad_general(z, z_max, t, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w, sc, dcap, g):
+def _grad_general(z, z_max, t, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w, sc, dcap, g,
+                  tol_base, tol_d):  # fmt: skip
     """:math:`g_j = (a p_j - c_j)\\,sc\\,\\operatorname{sech}^2_j` with the dense coefficient
     :math:`c_j` (label smoothing :math:`b w_j`, soft targets :math:`w_j t'_j`), as
     :math:`(a e^{d_j} - c_j (1 + s)) / (1 + s)` with :math:`a = a_h + a_l` a double-double and
@@ -101,24 +104,26 @@ def _grad_general(z, z_max, t, e, inv, one_s, a_hi, a_lo, hard, trow, eps, b, w,
     targets, whose :math:`a = \\sum_c a_c` is then exactly :math:`(1 + s)\\,c_j`), not a
     rounding of :math:`a` or :math:`p_j`. The maximum's and the label's columns are set after
     (see :func:`_ce_row`). Returns whether an entry cancelled below :math:`2^{-40}` of its two
-    terms (or to 0): there the rounding of :math:`e^{d_j}` and :math:`s` may be all that is left,
-    and the row is done again in double-double (:func:`_grad_row_dd`)."""
+    terms (``tol_base + tol_d |d_j|``, or to 0): there the rounding of :math:`e^{d_j}` and
+    :math:`s` may be all that is left, and the row is done again in double-double
+    (:func:`_grad_row_dd`)."""
     has_cap = dcap.shape[0] > 0
     f = inv * sc
-    risky = False
+    n_risky = 0  # (a count, not a short-circuit: the loop stays vectorised)
     for j in range(z.shape[0]):
         cj = _coef(hard, trow, eps, b, w, j)
         p1 = a_hi * e[j]
         p2 = cj * one_s
         n_lo = (fma(a_hi, e[j], -p1) - fma(cj, one_s, -p2)) + a_lo * e[j]
         n = (p1 - p2) + n_lo
-        tol = CANCELS * (16.0 + abs(_shifted(z[j], z_max, t)))
-        risky = risky or (abs(n) < tol * (abs(p1) + abs(p2)) and z[j] > -np.inf)
+        tol = tol_base + tol_d * abs(_shifted(z[j], z_max, t))
+        live = z[j] > -np.inf
+        n_risky += 1 if (abs(n) < tol * (abs(p1) + abs(p2))) & live else 0
         gj = n * f
         if has_cap:
             gj = gj * dcap[j]
-        g[j] = gj if z[j] > -np.inf else 0.0
-    return risky
+        g[j] = gj if live else 0.0
+    return n_risky > 0
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
@@ -163,7 +168,7 @@ def _coef(hard, trow, eps, b, w, c):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap, keep):
+def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap, keep, out32):
     """Loss and lse of one row, computed in float64; writes the gradient row ``g`` if asked.
 
     ``z`` is the row after the softcap (float32 or float64), ``mx`` its maximum, ``t`` the
@@ -187,7 +192,8 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
     grad_now = want_grad and sc != 0.0
     b = eps / n_cls
     dense = eps != 0.0 or not hard
-    if grad_now and dense:  # entries may cancel: e^d and s to float64's precision
+    tol_base, tol_d = TOL32 if out32 else TOL16
+    if grad_now and dense and out32:  # entries may cancel: e^d and s to float64's precision
         s = row_sum_keep_accurate_t32(z, mx, t, keep)
     elif grad_now:
         s = row_sum_keep_t32(z, mx, t, keep)
@@ -240,7 +246,24 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         _grad_plain(keep, inv, a, sc, g)
     else:
         risky = _grad_general(
-            z, mx, t, keep, inv, 1.0 + s, al_hi, al_lo, hard, trow, eps, b, w, sc, dcap, g
+            z,
+            mx,
+            t,
+            keep,
+            inv,
+            1.0 + s,
+            al_hi,
+            al_lo,
+            hard,
+            trow,
+            eps,
+            b,
+            w,
+            sc,
+            dcap,
+            g,
+            tol_base,
+            tol_d,
         )
     if dense:
         # the maximum's column: ((alpha - c_k) - c_k s) / (1 + s), the product exact
@@ -250,7 +273,7 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         t_hi, t_lo = dd_add_d(t_hi, t_lo, zt)
         p = c_k * s
         nk = (t_hi - p) + (t_lo - fma(c_k, s, -p))
-        risky = risky or abs(nk) < 16.0 * CANCELS * (abs(t_hi) + abs(p))
+        risky = risky or abs(nk) < tol_base * (abs(t_hi) + abs(p))
         gk = nk * inv * sc
         if dcap.shape[0] > 0:
             gk = gk * dcap[k]
@@ -263,7 +286,7 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         t2 = (a - hard_c) * (e_y * inv)
         t3 = b * w[y] if hard else 0.0
         gy = (t2 - t1) - t3
-        tol = CANCELS * (16.0 + abs(d_y))
+        tol = tol_base + tol_d * abs(d_y)
         risky = risky or (dense and abs(gy) < tol * (abs(t1) + abs(t2) + abs(t3)))
         gy = gy * sc
         if dcap.shape[0] > 0:
@@ -288,8 +311,9 @@ def _softcapped(xr, cap, zr, dcap):
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def _ce_one(xr, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale, want_grad,
-            loss_out, lse_out, g, keep, zr, dcap):  # fmt: skip
-    """Row ``i`` (``xr``, float32) of :func:`cross_entropy_f32` / :func:`cross_entropy_h`."""
+            loss_out, lse_out, g, keep, zr, dcap, out32):  # fmt: skip
+    """Row ``i`` (``xr``, float32) of :func:`cross_entropy_f32` / :func:`cross_entropy_h`
+    (``out32``: the gradient is rounded into float32, not 16 bits)."""
     y = labels[i] if hard else 0
     counted = (y != ignore_index) if hard else True
     if hard and not counted:
@@ -300,11 +324,11 @@ def _ce_one(xr, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale
         _softcapped(xr, cap, zr, dcap)
         status, mx = row_max64(zr)
         loss, lse = _ce_row(zr, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
-                            keep)  # fmt: skip
+                            keep, out32)  # fmt: skip
     else:
         status, mx = row_max32(xr)
         loss, lse = _ce_row(xr, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g,
-                            dcap[:0], keep)  # fmt: skip
+                            dcap[:0], keep, out32)  # fmt: skip
     loss_out[i] = loss if counted else 0.0
     lse_out[i] = lse
     if want_grad and not counted:
@@ -329,7 +353,7 @@ def cross_entropy_f32(
     g64 = np.empty(n_cls if want_grad else 0)
     for i in range(r0, r1):
         _ce_one(x[i], i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale,
-                want_grad, loss_out, lse_out, g64, keep, zr, dcap)  # fmt: skip
+                want_grad, loss_out, lse_out, g64, keep, zr, dcap, True)  # fmt: skip
         if want_grad:
             gi = grad[i]
             for j in range(n_cls):
@@ -352,7 +376,7 @@ def cross_entropy_h(
     for i in range(r0, r1):
         widen_row(x[i], kind, wide)
         _ce_one(wide, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale,
-                want_grad, loss_out, lse_out, g64, keep, zr, dcap)  # fmt: skip
+                want_grad, loss_out, lse_out, g64, keep, zr, dcap, False)  # fmt: skip
         if want_grad:
             gi = grad[i]
             for j in range(n_cls):

@@ -226,23 +226,36 @@ def row_sum_keep_t32(row, mx, t, keep):
     return s + np.float64(ties - 1)
 
 
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
+def _grid_sum(e, sigma):
+    """``(q, r)`` with :math:`\\sum_j e_j = q + r` for :math:`0 \\le e_j \\le 1` and
+    :math:`\\sum_j e_j \\le \\sigma/2`: the parts on the grid of ``ulp(sigma)``
+    (:func:`_split`) add up exactly in any order, so both sums vectorise; only ``r``, the sum of
+    remainders below ``ulp(sigma)/2`` each, is rounded."""
+    q = 0.0
+    r = 0.0
+    for j in range(e.shape[0]):
+        h, rest = _split(sigma, e[j])
+        q += h
+        r += rest
+    return q, r
+
+
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def row_sum_keep_accurate_t32(row, mx, t, keep):
-    """:func:`row_sum_keep_t32` to about 2 ULP of float64: ``keep[j]`` from
-    :func:`~logmax.kernels.cpu._algebra.exp_f64_accurate` and :math:`s` a compensated sum (no
-    reassociation), for gradients whose entries may cancel."""
-    s = 0.0
-    c = 0.0
-    ties = 0
-    for j in range(row.shape[0]):
+    """:func:`row_sum_keep_t32` to about an ULP of float64 (absolute, on :math:`1 + s`): ``keep[j]``
+    from :func:`~logmax.kernels.cpu._algebra.exp_f64_accurate` and :math:`s` from
+    :func:`_grid_sum` (the ties, the maximum's included, are 1 in ``keep``), for gradients whose
+    entries may cancel."""
+    n = row.shape[0]
+    for j in range(n):
         d = _shifted(row[j], mx, t)
-        e = exp_f64_accurate(d)
-        keep[j] = e if d < 0.0 else 1.0
-        s, err = two_sum(s, e if d < 0.0 else 0.0)
-        c += err
-        ties += 1 if d == 0.0 else 0
-    s, err = two_sum(s, np.float64(ties - 1))
-    return s + (c + err)
+        keep[j] = exp_f64_accurate(d) if d < 0.0 else 1.0
+    sigma = 4.0
+    while sigma < 2.0 * n:
+        sigma *= 2.0
+    q, r = _grid_sum(keep[:n], sigma)
+    return (q - 1.0) + r  # q - 1 is exact (both on the grid)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
