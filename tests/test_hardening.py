@@ -332,3 +332,34 @@ def test_float32_label_smoothing_gradient_where_an_entry_cancels():
     kw = dict(label_smoothing=0.1, reduction="sum")
     got = logmax.cross_entropy_with_grad(x, y, **kw).grad
     _within(got, reference.cross_entropy_grad(x, y, **kw))
+
+
+# Found by a third run of the property tests at 2*10^4 examples each (float64 edges)
+def test_float64_softcap_gradient_where_sech2_underflows():
+    # sech^2(500) = 4e^-1000 is below the subnormals: the gradient is 0, not 3e-301
+    x = np.array([[1e4, 1e4], [60.0, 0.0]])
+    kw = dict(reduction="none", softcap=20.0)
+    got = logmax.cross_entropy_with_grad(x, np.array([0, 0]), **kw).grad
+    _within(got, reference.cross_entropy_grad(x, np.array([0, 0]), **kw))
+
+
+def test_float64_weighted_logsumexp_of_a_sum_far_below_1():
+    # P = 0.5 (1 - e^d), d = 1.2e-10: log1p(|P| - 1) starts from a rounded |P| - 1
+    x = np.array([[1.1920929e-10, 0.0, 0.0, 0.0]])
+    b = np.array([[-0.5, -1.5, 1.0, 1.0]])
+    lse, _ = logmax.logsumexp(x, axis=-1, b=b, return_sign=True)
+    _within(lse, reference.logsumexp(x, axis=-1, b=b))
+
+
+def test_float64_soft_nll_of_subnormal_log_probabilities():
+    # the products t * log p are subnormal: their errors would be rounded away
+    x = -np.full((1, 7), 2.22507384e-316)
+    t = np.array([[0.25] + [0.125] * 6])
+    _within(logmax.nll_loss(x, t, reduction="none"), reference.nll_loss(x, t, reduction="none"))
+
+
+def test_float64_logsumexp_of_a_subnormal_at_a_tiny_temperature():
+    # m / T with m subnormal: the division's correction step magnified the residual's rounding
+    x = np.array([[-np.inf, 8.90029543e-313]])
+    got = logmax.logsumexp(x, axis=-1, temperature=0.001)
+    _within(got, reference.logsumexp(x, axis=-1, temperature=0.001))

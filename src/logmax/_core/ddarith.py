@@ -108,11 +108,17 @@ def dd_mul(ah, al, bh, bl):
     return fast_two_sum(ph, pl + (ah * bl + al * bh))
 
 
+TINY_PRODUCT = 2.0**-969  # below it a product's rounding error may itself be rounded away
+
+
 def dd_div_d(ah, al, b):
-    """:math:`(a_h + a_l) / b` for a float ``b`` (one correction step)."""
+    """:math:`(a_h + a_l) / b` for a float ``b`` (one correction step). Where :math:`a_h` is below
+    :data:`TINY_PRODUCT` the correction (whose product error is no longer exact, and which the
+    division by a small ``b`` would magnify) is left out: the quotient is then correctly
+    rounded."""
     q = ah / b
     ph, pl = two_prod(q, b)
-    fin = abs(q) < INF  # an overflowing quotient is that infinity, with no low part
+    fin = (abs(q) < INF) & (abs(ah) >= TINY_PRODUCT)  # an overflowing quotient has no low part
     r = where(fin, ((ah - ph) - pl + al) / b, 0.0)
     s, e = fast_two_sum(q, r)
     return where(fin, s, q), where(fin, e, 0.0)
@@ -294,8 +300,8 @@ def sech2_dd(u_hi, u_lo):
     a_hi = where(neg, u_hi, -u_hi)
     a_lo = where(neg, u_lo, -u_lo)
     e_hi, e_lo, k = exp_dd(2.0 * a_hi, 2.0 * a_lo)
-    sc = pow2(where(k < -1000.0, -1000.0, k))
-    e_hi, e_lo = e_hi * sc, e_lo * sc  # E (0 where it underflows: sech^2 is 0 there too)
+    k = where(k < -2044.0, -2044.0, k)  # (E is 0 there: below the subnormals)
+    e_hi, e_lo = scale2(e_hi, k), scale2(e_lo, k)  # E, subnormal or 0 where it underflows
     d_hi, d_lo = dd_add_d(e_hi, e_lo, 1.0)
     q_hi, q_lo = dd_div(4.0 * e_hi, 4.0 * e_lo, d_hi, d_lo)
     return dd_div(q_hi, q_lo, d_hi, d_lo)

@@ -495,10 +495,16 @@ def nll_loss(
         t2, _ = ops.rows(target, axis)
         tw = ops.work(t2) * w_cls
         live = tw != 0.0
-        p_hi, p_lo = alg.two_prod(tw, alg.where(live, lp, 0.0))
+        # rows of tiny log-probabilities are scaled up (exactly) so that the products' errors
+        # stay above the subnormals: the sum is exact, then rounded (twice, within the bound)
+        fin = alg.where(live & (abs(lp) < INF), lp, 0.0)
+        top = ops.max_rows(abs(fin))[0]
+        e = 0.6 * ops.grid_exponent_limit
+        up = alg.where(top < 2.0 ** (-0.4 * ops.grid_exponent_limit), 2.0**e, 1.0)
+        p_hi, p_lo = alg.two_prod(tw, alg.where(live, lp * ops.col(up), 0.0))
         s_hi, s_lo = blocks.exact_sum(ops, [alg.where(live, p_hi, 0.0), alg.where(live, p_lo, 0.0)])
         lost = ops.any_rows(live & (lp == -INF))
-        rows = alg.where(lost, INF, -(s_hi + s_lo))
+        rows = alg.where(lost, INF, -(s_hi + s_lo) / up)
         rows = alg.where(ops.any_rows(live & ops.isnan(lp)), NAN, rows)
     else:
         picked = ops.take_rows(lp, y) if n_cls else 0.0 * row_w

@@ -279,6 +279,14 @@ def logsumexp_weighted(
     sign = np.sign(ps_hi)
     a_hi, a_lo = np.abs(ps_hi), np.where(ps_hi < 0, -ps_lo, ps_lo)
     l_hi, l_lo = alg.log1p_dd(*alg.dd_add_d(a_hi, a_lo, -1.0))
+    # |P| well below 1: log1p started from a rounded |P| - 1 whose low bits are gone; one more
+    # Newton step on e^L = |P| restores them
+    el_hi, el_lo, k = alg.exp_dd_accurate(l_hi, l_lo)
+    el_hi, el_lo = alg.scale2(el_hi, k), alg.scale2(el_lo, k)
+    res_hi, res_lo = alg.dd_add(a_hi, a_lo, -el_hi, -el_lo)
+    step = (a_hi < 0.5) & (el_hi > 0.0)
+    n_hi, n_lo = alg.fast_two_sum(l_hi, l_lo + (res_hi + res_lo) / np.where(step, el_hi, 1.0))
+    l_hi, l_lo = np.where(step, n_hi, l_hi), np.where(step, n_lo, l_lo)
     q_hi, q_lo = alg.dd_div_d(*alg.finite_shift(st.m_hi, st.m_lo), t)
     v_hi, v_lo = alg.dd_add(q_hi, q_lo, l_hi, l_lo)
     lse = np.where(sign == 0, -np.inf, v_hi + v_lo)
