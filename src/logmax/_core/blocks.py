@@ -153,10 +153,12 @@ def block_stats(
         p_hi, p_lo = alg.two_prod(a, alg.where(d_hi == -INF, 0.0, d_hi))
         p_lo = p_lo + a * d_lo
         live = a != 0.0
-        p_hi = alg.where(live, p_hi, 0.0)
-        p_lo = alg.where(live, p_lo, 0.0)
+        over = abs(p_hi) == INF  # a d beyond the range: the sum is -inf (every term is <= 0)
+        p_hi = alg.where(live & ~over, p_hi, 0.0)
+        p_lo = alg.where(live & ~over, p_lo, 0.0)
         ad_hi, ad_lo = exact_sum(xp, [p_hi, p_lo])
-        lost = xp.any_rows(live & (d_hi == -INF))  # a positive coefficient on a masked class
+        # a positive coefficient on a masked class, or a sum of such terms beyond the range
+        lost = xp.any_rows(live & ((d_hi == -INF) | over)) | (ad_hi != ad_hi) | (ad_hi == -INF)
         st.ad_hi = alg.where(lost, -INF, ad_hi)
         st.ad_lo = alg.where(lost, 0.0, ad_lo)
     return st, d_hi, d_lo

@@ -228,12 +228,16 @@ def certify(
                     v = arb(v)
                 elif isinstance(v, Split):
                     r = _round_ball(v.ball, fmt)
+                    ball = v.ball
                     if r is None:
                         r = _round_split(v, fmt)
+                        if r is not None:  # placed from its parts: v.ball is too wide for that
+                            a, t = v.parts()
+                            ball = arb(_fmpq_of_fraction(a)) + t
                     if r is None:
                         again.append(i)
                         continue
-                    v = v.ball
+                    v = ball
                 else:
                     if isinstance(v, float):
                         v = arb(v)
