@@ -113,6 +113,13 @@ def log_softmax(ops: Any, x: Any, axis: int, opts: RowOptions) -> Any:
     return ops.to_output(ops.unrows(y, shape, axis), x)
 
 
+def lse_cancels_rows(ops: Any, st: blocks.Stats, l_hi: Any, v_hi: Any, t: float, bits: int):
+    """The rows whose logsumexp ``v = m/T + L`` (``L = log1p(s)``, of size ``l_hi``) cancels
+    beyond ``bits`` of the pass's precision (:func:`rowstats.lse_cancels`); a bad row never
+    does (it is NaN)."""
+    return ops.alg.lse_cancels(st.m_hi, t, l_hi, v_hi, bits) & ~st.bad
+
+
 def _lse_stage(ops: Any, u_hi: Any, u_lo: Any, t: float, accurate: bool, need: int):
     """One pass of the logsumexp of rows ``u``: ``(lse_hi, lse_lo, cancels)``, where ``cancels``
     marks the rows whose value cancels beyond what this pass's precision carries for ``need``
@@ -135,8 +142,7 @@ def _lse_stage(ops: Any, u_hi: Any, u_lo: Any, t: float, accurate: bool, need: i
         v_hi = alg.where(use, small, v_hi)
         v_lo = alg.where(use, 0.0, v_lo)
     bits = (ops.accurate_bits if accurate else ops.term_bits) - need
-    cancels = alg.lse_cancels(st.m_hi, t, l_hi, v_hi, bits) & ~st.bad
-    return v_hi, v_lo, cancels
+    return v_hi, v_lo, lse_cancels_rows(ops, st, l_hi, v_hi, t, bits)
 
 
 def lse_rows(ops: Any, u_hi: Any, u_lo: Any, t: float, need: int) -> Any:

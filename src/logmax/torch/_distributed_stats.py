@@ -322,11 +322,10 @@ def lse_rows(ops: Any, lay: Layout, st: blocks.Stats, tiny: Any, u_of: Any, t: f
     ``st`` (computed ``accurate`` or not); the rows that cancel beyond that are computed again
     (see the module docstring). ``u_of(idx)`` gives this rank's slice ``(u_hi, u_lo)`` of the
     rows ``idx`` (softcapped)."""
-    alg = ops.alg
     v_hi, v_lo, l_hi, l_lo = lse_of(ops, st, tiny, t)
     v = v_hi + v_lo
     bits = (ops.accurate_bits if accurate else ops.term_bits) - need
-    cancels = alg.lse_cancels(st.m_hi, t, l_hi, v_hi, bits) & ~st.bad
+    cancels = array.lse_cancels_rows(ops, st, l_hi, v_hi, t, bits)
     if not ops.any(cancels):
         return v
     idx = ops.nonzero(cancels)
@@ -341,8 +340,7 @@ def lse_rows(ops: Any, lay: Layout, st: blocks.Stats, tiny: Any, u_of: Any, t: f
         merged = merge_all(fine, parts, t)
         r_hi, r_lo, rl_hi, _ = lse_of(fine, merged, merged_tiny(fine, parts, merged, t), t)
         r = r_hi + r_lo
-        again = fine.alg.lse_cancels(merged.m_hi, t, rl_hi, r_hi, fine.accurate_bits - need)
-        again = again & ~merged.bad
+        again = array.lse_cancels_rows(fine, merged, rl_hi, r_hi, t, fine.accurate_bits - need)
     if fine.any(again):  # beyond double-double: the whole rows, exactly
         full_hi, full_lo = whole_rows(lay, sel_hi, sel_lo)
         r = fine.exact_lse_rows(r, again, full_hi, full_lo, t)

@@ -271,9 +271,9 @@ class _Chunk:
         fin = array.ce_finish(self.ops, st, self.lr, opts)
         out.loss[r0:r1] = fin.loss
         out.lse[r0:r1] = fin.lse_hi + fin.lse_lo
-        l_hi = torch.log1p(st.s_hi)  # the size of log1p(s), for the test of cancellation
+        l_hi, _ = self.ops.alg.log1p_s(st.s_hi, st.s_lo)
         t = opts.temperature
-        out.cancels[r0:r1] = self.ops.alg.lse_cancels(st.m_hi, t, l_hi, fin.lse_hi, bits) & ~st.bad
+        out.cancels[r0:r1] = array.lse_cancels_rows(self.ops, st, l_hi, fin.lse_hi, t, bits)
         if not any(need):
             return
         f = kern.row_factors(self.ops, st, fin, self.lr, scale, lse_grad, t)
