@@ -383,3 +383,27 @@ def test_soft_target_loss_whose_weighted_sum_overflows_is_inf():
     got = logmax.cross_entropy(x, t, weight=w, reduction="none")
     _within(got, reference.cross_entropy(x, t, weight=w, reduction="none"))
     assert got[0] == np.inf
+
+
+# Found by a fifth property run (float64 z-loss)
+def test_float64_z_loss_of_a_row_whose_logsumexp_cancels():
+    # log-probabilities: lse = 1.8e-16 and the loss is zeta lse^2 alone (zero class weights); lse
+    # rounded once (or m/T + L, whose error is 2^-104 of log 8) made zeta lse^2 2 ULP off
+    x = np.full((1, 8), -np.log(8.0))
+    t = np.eye(8)[:1]
+    kw = dict(weight=np.zeros(8), z_loss=1e-3, reduction="none")
+    exact = reference.cross_entropy(x, t, **kw)
+    _within(logmax.cross_entropy(x, t, **kw), exact, bound=1.0)
+    tkw = dict(kw, weight=torch.zeros(8, dtype=torch.float64))
+    _within(_np(lt.cross_entropy(torch.from_numpy(x), torch.from_numpy(t), **tkw)), exact, 1.0)
+
+
+def test_float64_z_loss_gradient_takes_zeta_w_exactly():
+    # alpha = w + 2 zeta w lse with lse = 1e4/3 + log 5: the rounded product zeta * w, carried by
+    # alpha p_y - w (which cancels 3-fold), was 2.03 ULP off
+    x = np.full((1, 5), 1e4)
+    y = np.array([0])
+    kw = dict(weight=np.full(5, 2.25), z_loss=1e-3, temperature=3.0, reduction="none")
+    g_out = np.array([-1.0])
+    got = logmax.cross_entropy_with_grad(x, y, grad_output=g_out, **kw).grad
+    _within(got, reference.cross_entropy_grad(x, y, grad_output=g_out, **kw))

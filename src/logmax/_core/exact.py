@@ -30,6 +30,25 @@ def logsumexp_row(
     ``z_lo`` adds low parts to ``z`` (double-double entries). ``-inf`` entries and zero weights
     are left out; an empty sum gives ``(-inf, 0)``.
     """
+    hi, _, sign = _logsumexp(z, b, t, z_lo, parts=1)
+    return hi, sign
+
+
+def logsumexp_row_dd(
+    z: Iterable[float],
+    b: Iterable[float] | None = None,
+    t: float = 1.0,
+    z_lo: Iterable[float] | None = None,
+) -> tuple[float, float, float]:
+    r"""``(hi, lo, sign)``: :func:`logsumexp_row` as a double-double, ``hi`` correctly rounded
+    and ``lo`` the rounded rest (0 where ``hi`` is not finite) -- for a caller that squares the
+    value (the z-loss) or takes more than its 53 bits."""
+    return _logsumexp(z, b, t, z_lo, parts=2)
+
+
+def _logsumexp(z, b, t, z_lo, parts: int) -> tuple[float, float, float]:
+    """The value's first ``parts`` float64 parts (``hi``, then the rest rounded), the precision
+    raised until they no longer change; then ``(hi, lo, sign)``."""
     z = list(z)
     b = [1.0] * len(z) if b is None else list(b)
     lo = [0.0] * len(z) if z_lo is None else list(z_lo)
@@ -40,10 +59,10 @@ def logsumexp_row(
             merged[key] = merged.get(key, fractions.Fraction(0)) + _exact(bi)
     terms = [(k, v) for k, v in merged.items() if v != 0]
     if not terms:
-        return -np.inf, 0.0
+        return -np.inf, 0.0, 0.0
     tq = _exact(t)
     previous = None
-    rounded = -np.inf
+    value = (-np.inf, 0.0)
     acc = decimal.Decimal(0)
     for prec in PRECISIONS:
         ctx = decimal.Context(prec=prec, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
@@ -54,11 +73,18 @@ def logsumexp_row(
             acc = ctx.add(acc, ctx.multiply(_to_decimal(v, ctx), ctx.exp(ctx.subtract(zi, m))))
         if acc == 0:  # distinct exponents cannot cancel exactly: more digits are needed
             continue
-        rounded = float(ctx.add(m, ctx.ln(acc.copy_abs())))
-        if previous is not None and rounded == previous:
+        exact = ctx.add(m, ctx.ln(acc.copy_abs()))
+        hi = float(exact)
+        rest = (
+            float(ctx.subtract(exact, decimal.Decimal(hi)))
+            if parts > 1 and np.isfinite(hi)
+            else 0.0
+        )
+        value = (hi, rest)
+        if previous is not None and value[:parts] == previous[:parts]:
             break
-        previous = rounded
-    return rounded, (1.0 if acc > 0 else -1.0) if acc != 0 else 0.0
+        previous = value
+    return value[0], value[1], (1.0 if acc > 0 else -1.0) if acc != 0 else 0.0
 
 
 def _exact(v: float) -> fractions.Fraction:

@@ -64,6 +64,7 @@ from logmax._core.ddarith import (
     scale2,
     sech2_dd,
     tanh_dd,
+    two_prod,
     two_sum,
     where,
 )
@@ -277,7 +278,8 @@ def loss_row(hard, dy_hi, dy_lo, has_y, a_tot, ad_hi, ad_lo, l_hi, l_lo, zeta, w
     dn_hi = where(dense, where(ad_hi == -INF, INF, dn_hi), 0.0)
     dn_lo = where(dense & (ad_hi != -INF), dn_lo, 0.0)
     tot_hi, tot_lo = dd_add(h_hi, h_lo, dn_hi, dn_lo)
-    zw_hi, zw_lo = dd_mul_d(lse_hi, lse_lo, zeta * w_row)  # (zeta w lse) lse: no early overflow
+    c_hi, c_lo = two_prod(zeta, w_row)  # zeta w exactly (a rounded product: 1/2 ULP of the term)
+    zw_hi, zw_lo = dd_mul(lse_hi, lse_lo, c_hi, c_lo)  # (zeta w lse) lse: no early overflow
     z_hi, z_lo = dd_mul(zw_hi, zw_lo, lse_hi, lse_lo)
     use_z = (zeta * w_row) != 0.0
     big = abs((zeta * w_row * lse_hi) * lse_hi) == INF  # beyond the range: +inf
@@ -306,7 +308,8 @@ def grad_coefficients(hard, y_is_k, a_tot, a_tot_lo, a_rest, a_rest_lo, a_k, zet
     use = (lse_hi != -INF) & ((zeta * w_row) != 0.0)
     lse_hi = where(use, lse_hi, 0.0)
     lse_lo = where(use, lse_lo, 0.0)
-    zt_hi, zt_lo = dd_mul_d(lse_hi, lse_lo, 2.0 * zeta * w_row)
+    c_hi, c_lo = two_prod(zeta, w_row)  # zeta w exactly: alpha p_j - c_j may cancel
+    zt_hi, zt_lo = dd_mul(lse_hi, lse_lo, 2.0 * c_hi, 2.0 * c_lo)
     a_hi, a_lo = dd_add(zt_hi, zt_lo, a_tot, a_tot_lo)
     alpha_hi, alpha_lo = dd_add_d(a_hi, a_lo, hard)
     t_hi, t_lo = dd_add(zt_hi, zt_lo, a_rest, a_rest_lo)

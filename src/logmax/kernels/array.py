@@ -149,9 +149,18 @@ def lse_rows(ops: Any, u_hi: Any, u_lo: Any, t: float, need: int) -> Any:
     """Each row's logsumexp (work dtype), with ``need`` bits right: the rows that cancel are
     computed again with accurate terms, and beyond that exactly (:mod:`logmax._core.exact`)."""
     v_hi, v_lo, cancels = _lse_stage(ops, u_hi, u_lo, t, False, need)
+    return _refine_lse(ops, v_hi, v_lo, cancels, u_hi, u_lo, t, need)[0]
+
+
+def _refine_lse(ops: Any, v_hi: Any, v_lo: Any, cancels: Any, u_hi: Any, u_lo: Any, t: float,
+                need: int) -> tuple[Any, Any]:  # fmt: skip
+    """The logsumexp ``v`` (a double-double) with its ``cancels`` rows computed again with
+    accurate terms and, where those cancel too, exactly: ``(sum, lo)``, the work-dtype value
+    and the low part left."""
     v = v_hi + v_lo
+    lo = ops.alg.where(abs(v) < INF, v_lo - (v - v_hi), 0.0)
     if not ops.any(cancels):
-        return v
+        return v, lo
     idx = ops.nonzero(cancels)
     fine = ops.refined()
     r_hi, r_lo, again = _lse_stage(
@@ -159,9 +168,32 @@ def lse_rows(ops: Any, u_hi: Any, u_lo: Any, t: float, need: int) -> Any:
         t, True, need,
     )  # fmt: skip
     r = r_hi + r_lo
+    r_lo = ops.alg.where(abs(r) < INF, r_lo - (r - r_hi), 0.0)
     if fine.any(again):
-        r = fine.exact_lse_rows(r, again, ops.select_rows(u_hi, idx), ops.select_rows(u_lo, idx), t)
-    return ops.assign_rows(v, idx, r)
+        r, r_lo = fine.exact_lse_rows(
+            r, r_lo, again, ops.select_rows(u_hi, idx), ops.select_rows(u_lo, idx), t
+        )
+    return ops.assign_rows(v, idx, r), ops.assign_rows(lo, idx, r_lo)
+
+
+# bits of each row's logsumexp that its z-loss needs beyond its output's: the term
+# zeta w lse^2 doubles lse's relative error, and alpha p_j carries it
+Z_LOSS_BITS = 4
+
+
+def z_loss_lse(ops: Any, st: blocks.Stats, u_hi: Any, u_lo: Any, t: float, need: int):
+    """The rows' logsumexp as a double-double, or None where ``m/T + L`` (which
+    :func:`ce_finish` takes) carries enough bits for the z-loss in every row: a z-loss on a row
+    whose logsumexp cancels (log-probabilities: lse near 0) squares that lse, and its relative
+    error, so those rows are computed again (:func:`_refine_lse`)."""
+    alg = ops.alg
+    l_hi, l_lo = alg.log1p_s(st.s_hi, st.s_lo)
+    v_hi, v_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
+    need = need + Z_LOSS_BITS
+    cancels = lse_cancels_rows(ops, st, l_hi, v_hi, t, ops.term_bits - need)
+    if not ops.any(cancels):
+        return None
+    return _refine_lse(ops, v_hi, v_lo, cancels, u_hi, u_lo, t, need)
 
 
 def logsumexp(ops: Any, x: Any, axis: int, opts: RowOptions) -> Any:
@@ -357,12 +389,14 @@ class Finished:
 
 
 def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
-              quarter: blocks.Stats | None = None) -> Finished:  # fmt: skip
+              quarter: blocks.Stats | None = None, lse: tuple[Any, Any] | None = None,
+              ) -> Finished:  # fmt: skip
     """Loss, logsumexp and the gradient's row factors from a whole row's merged statistics.
 
     ``quarter``: the statistics of the same rows at a quarter of their size (``u/4``), whose
     shifts :math:`(u_c - m)/4T` do not overflow where :math:`(u_c - m)/T` does; the loss is then
-    a quarter of the row's (:func:`quarter_ce_rows`)."""
+    a quarter of the row's (:func:`quarter_ce_rows`). ``lse``: each row's logsumexp (a
+    double-double) where the caller knows it better than ``m/T + L`` does (:func:`z_loss_lse`)."""
     alg = ops.alg
     t = opts.temperature
     zero = 0.0 * lr.row_w
@@ -375,7 +409,7 @@ def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
     ad_lo = at.ad_lo if dense else zero
     a_tot, a_tot_lo = alg.dd_add_d(a_rest, a_rest_lo, a_k)
     l_hi, l_lo = alg.log1p_s(st.s_hi, st.s_lo)
-    lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t)
+    lse_hi, lse_lo = alg.lse(st.m_hi, st.m_lo, l_hi, l_lo, st.bad, t) if lse is None else lse
     sh, sl = alg.finite_shift(at.m_hi, at.m_lo)
     dy_hi, dy_lo = alg.shift(at.uy_hi, at.uy_lo, sh, sl, t)
     h = 1.0 if quarter is None else 0.5  # exact scalings: L/4, and lse/2 in the z-loss's square
@@ -453,6 +487,10 @@ def cross_entropy(
     lr = loss_rows(ops, target2, soft, w_cls, opts, x2, n_cls)
     st, u_hi, u_lo, dcap = ce_block(ops, x2, lr, opts)
     fin = ce_finish(ops, st, lr, opts)
+    if opts.z_loss != 0.0 and ops.profile_dd:
+        better = z_loss_lse(ops, st, u_hi, u_lo, opts.temperature, ops.need_bits(x))
+        if better is not None:
+            fin = ce_finish(ops, st, lr, opts, lse=better)
     rows = fin.loss
     if ops.profile_dd:  # a confident row's loss c_y L below the normal range
         sh, sl = alg.finite_shift(st.m_hi, st.m_lo)

@@ -138,11 +138,11 @@ class NumpyOps:
     def refined(self) -> NumpyOps:
         return self
 
-    def exact_lse_rows(self, v, rows, u_hi, u_lo, t: float) -> np.ndarray:
-        out = np.array(v, copy=True)
+    def exact_lse_rows(self, v, v_lo, rows, u_hi, u_lo, t: float) -> tuple[Any, Any]:
+        out, out_lo = np.array(v, copy=True), np.array(v_lo, copy=True)
         for r in np.flatnonzero(rows):
-            out[r] = exact.logsumexp_row(u_hi[r], None, t, u_lo[r])[0]
-        return out
+            out[r], out_lo[r], _ = exact.logsumexp_row_dd(u_hi[r], None, t, u_lo[r])
+        return out, out_lo
 
     # losses ----------------------------------------------------------------------------------
     def class_weights(self, weight: Any, n: int, like: Any) -> np.ndarray:

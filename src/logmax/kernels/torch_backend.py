@@ -199,12 +199,12 @@ class TorchOps:
     def refined(self) -> TorchOps:
         return self if self.profile_dd else _ops(torch.float64)
 
-    def exact_lse_rows(self, v, rows, u_hi, u_lo, t: float) -> torch.Tensor:
-        out = v.clone()
+    def exact_lse_rows(self, v, v_lo, rows, u_hi, u_lo, t: float):
+        out, out_lo = v.clone(), v_lo.clone()
         hi, lo = u_hi.double().cpu().numpy(), u_lo.double().cpu().numpy()
         for r in rows.nonzero()[:, 0].tolist():
-            out[r] = exact.logsumexp_row(hi[r], None, t, lo[r])[0]
-        return out
+            out[r], out_lo[r], _ = exact.logsumexp_row_dd(hi[r], None, t, lo[r])
+        return out, out_lo
 
     # losses ----------------------------------------------------------------------------------
     def class_weights(self, weight: Any, n: int, like: torch.Tensor) -> torch.Tensor:

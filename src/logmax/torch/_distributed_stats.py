@@ -343,7 +343,7 @@ def lse_rows(ops: Any, lay: Layout, st: blocks.Stats, tiny: Any, u_of: Any, t: f
         again = array.lse_cancels_rows(fine, merged, rl_hi, r_hi, t, fine.accurate_bits - need)
     if fine.any(again):  # beyond double-double: the whole rows, exactly
         full_hi, full_lo = whole_rows(lay, sel_hi, sel_lo)
-        r = fine.exact_lse_rows(r, again, full_hi, full_lo, t)
+        r = fine.exact_lse_rows(r, 0.0 * r, again, full_hi, full_lo, t)[0]
     return ops.assign_rows(v, idx, r)
 
 
