@@ -132,6 +132,45 @@ def test_retain_graph_backward_twice_accumulates_correctly(path, gen):
     torch.testing.assert_close(once, ref.grad)
 
 
+@pytest.mark.parametrize("op", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("upstream", [1.0, 2.5, "rows"])
+def test_autograd_grad_results_alias_nothing(op, upstream, gen):
+    # the forward pass's gradient is handed out (as it is, or scaled in place) by the first
+    # backward; a result changed by the user changes no later one
+    x = _x((4, 5), gen)
+    t = torch.tensor([0, 1, 2, 3])
+    fn, ref_fn = getattr(lt, op), getattr(F, op)
+    none = upstream == "rows"
+    g_out = (
+        torch.linspace(-1.0, 2.0, 4, dtype=x.dtype)
+        if none
+        else torch.tensor(upstream, dtype=x.dtype)
+    )
+    kw = {"reduction": "none"} if none else {}
+    loss = fn(x, t, **kw)
+    (first,) = torch.autograd.grad(loss, x, g_out, retain_graph=True)
+    expect = first.clone()
+    first.mul_(7)
+    (second,) = torch.autograd.grad(loss, x, g_out, retain_graph=True)
+    (third,) = torch.autograd.grad(loss, x, g_out)
+    torch.testing.assert_close(second, expect)
+    torch.testing.assert_close(third, expect)
+    assert second.data_ptr() != third.data_ptr()
+    ref = x.detach().clone().requires_grad_()
+    (ref_grad,) = torch.autograd.grad(ref_fn(ref, t, **kw), ref, g_out)
+    torch.testing.assert_close(expect, ref_grad)
+
+
+def test_unused_loss_outputs_get_no_gradient_tensor(gen):
+    # outputs that carry no derivative are not given zeros of the logits' size
+    x = _x((4, 5), gen)
+    loss = lt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    with torch.profiler.profile() as prof:
+        loss.backward()
+    names = {e.key for e in prof.key_averages()}
+    assert "aten::zeros" not in names and "aten::mul" not in names
+
+
 def test_upstream_gradient_scales(path, gen):
     x = _x((4, 5), gen)
     t = torch.tensor([0, 1, 2, 3])

@@ -355,24 +355,53 @@ def _row_factors(x, target, weight, opts) -> tuple[Tensor, Tensor, Tensor, Tenso
 
 def _loss_context(ctx, inputs, output) -> tuple[Tensor, ...]:
     # a loss's outputs after the first (lse, grad) carry no derivative; the gradient is saved
+    # or, in plain eager code, owned (see _loss_backward)
     x, target, weight, opts, _ = inputs
     ctx.mark_non_differentiable(*output[1:])
+    ctx.set_materialize_grads(False)  # not zeros of the logits' size for the gradient output
     ctx.opts = opts
-    return x, target, weight, output[-1]
+    grad = output[-1]
+    ctx.owned = grad if _plain(grad) and grad.numel() == x.numel() else None
+    return x, target, weight, grad if ctx.owned is None else grad.new_empty(0)
 
 
-def _loss_backward(graph: Callable, target_grad: Callable) -> Callable:
-    """The backward of a loss: the saved exact gradient times the
-    upstream one, plus ``graph(...) - graph(...).detach()`` (``graph`` may return None) so that
-    a second derivative sees the gradient's dependence on the input; and, for soft targets,
-    ``target_grad(...)`` times the upstream gradient."""
+def _plain(t: Tensor) -> bool:
+    """A tensor of eager code: not traced (``torch.compile``, fake tensors), not wrapped by
+    torch.func's transforms."""
+    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+def _loss_backward(graph: Callable, full_grad: Callable, target_grad: Callable) -> Callable:
+    """The backward of a loss: the exact gradient of the forward pass times the upstream one,
+    plus ``graph(...) - graph(...).detach()`` (``graph`` may return None) so that a second
+    derivative sees the gradient's dependence on the input; and, for soft targets,
+    ``target_grad(...)`` times the upstream gradient.
+
+    In eager code the forward pass's gradient is owned by the Function (``ctx.owned``, not
+    saved) and handed to autograd by the first backward: scaled in place (no fresh tensor of the
+    logits' size: a pass over memory that the fused kernel exists to save), or as it is for
+    ``loss.backward()``. Nothing else holds it, so no result aliases another; a second backward
+    of a retained graph computes the gradient again (``full_grad(...)``)."""
 
     def backward(ctx, g_loss, *_):
+        if g_loss is None:  # only the outputs that carry no derivative were used
+            return None, None, None, None, None
         x, target, weight, grad = ctx.saved_tensors
+        owned, ctx.owned = ctx.owned, None
         opts = ctx.opts
         gx = gt = None
         if ctx.needs_input_grad[0]:
-            gx = grad * _per_row(g_loss, grad, opts.reduction)
+            if owned is not None:
+                grad = owned
+            elif grad.numel() != x.numel():  # handed out by an earlier backward
+                grad = full_grad(x, target, weight, opts)
+            scale = _per_row(g_loss, grad, opts.reduction)
+            if owned is not None and not torch.is_grad_enabled() and _plain(g_loss):
+                gx = grad if _is_one(scale) else grad.mul_(scale)
+            else:
+                gx = grad * scale
             structure = graph(x, target, weight, opts) if torch.is_grad_enabled() else None
             if structure is not None:  # a graph of the gradient (double backward, torch.func)
                 structure = structure.to(gx.dtype)
@@ -382,6 +411,11 @@ def _loss_backward(graph: Callable, target_grad: Callable) -> Callable:
         return gx, gt, None, None, None
 
     return backward
+
+
+def _is_one(g: Tensor) -> bool:
+    """``g`` is the scalar 1 (``loss.backward()``), checked where that costs no device sync."""
+    return g.numel() == 1 and g.device.type == "cpu" and bool(g == 1.0)
 
 
 def _loss_jvp(n_outputs: int, full_grad: Callable, target_grad: Callable) -> Callable:
@@ -451,7 +485,7 @@ def _cross_entropy_grad(x, target, weight, opts) -> Tensor:
 
 CrossEntropy, CrossEntropyEager = _function(
     "CrossEntropy", _cross_entropy, _loss_context,
-    _loss_backward(_gradient_graph, _target_grad),
+    _loss_backward(_gradient_graph, _cross_entropy_grad, _target_grad),
     _loss_jvp(3, _cross_entropy_grad, _target_grad),
 )  # fmt: skip
 
@@ -487,6 +521,7 @@ def _nll_target_grad(logp, target, weight, opts) -> Tensor:
 
 
 NLLLoss, NLLLossEager = _function(
-    "NLLLoss", _nll_loss, _loss_context, _loss_backward(_nll_grad_graph, _nll_target_grad),
+    "NLLLoss", _nll_loss, _loss_context,
+    _loss_backward(_nll_grad_graph, _nll_grad, _nll_target_grad),
     _loss_jvp(2, _nll_grad, _nll_target_grad),
 )  # fmt: skip
