@@ -95,9 +95,13 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
         out = np.empty((n_rows,) if reduced else (n_rows, n_cls), dtype=x.dtype)
         if x.dtype == F32:
             over_rows(kernel, n_rows, n_cls, rows, out, t)
-        else:
+        elif reduced:
             over_rows(kernel, n_rows, n_cls, rows, out)
-            _redo_subnormal_rows(op, rows, out)
+            _redo_subnormal_rows(op, rows, out, _subnormal(out))
+        else:
+            sub = np.zeros(n_rows, np.bool_)
+            over_rows(kernel, n_rows, n_cls, rows, out, sub)
+            _redo_subnormal_rows(op, rows, out, sub)
     return out.reshape(batch) if reduced else _from_rows(out, batch, axis)
 
 
@@ -105,14 +109,15 @@ def _subnormal(y: np.ndarray) -> np.ndarray:
     return (y != 0) & (np.abs(y) < np.finfo(np.float64).tiny)
 
 
-def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray) -> None:
-    """float64 rows whose result lands among the subnormals go through the reference.
+def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray, sub: np.ndarray) -> None:
+    """float64 rows whose result lands among the subnormals (``sub``: per row, from the
+    kernel) go through the reference.
 
     There the exponentials summed into ``s`` are subnormal themselves and keep only a few bits
     (log_softmax([742.1875, 0, 0, 0, 0, 0])[0] = -log1p(5 e^-742.19) = -2.4e-322); the
     reference rescales them. Such rows are rare.
     """
-    redo = np.flatnonzero(_subnormal(out) if out.ndim == 1 else _subnormal(out).any(axis=1))
+    redo = np.flatnonzero(sub)
     if redo.size:
         from logmax.kernels.numpy_backend import NumpyBackend
 

@@ -102,22 +102,24 @@ CHUNK = 1024  # float64 terms per exact partial sum (16 KiB of scratch: stays in
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _terms_dd(row, m, j0, j1, hi, lo, base):
-    """Store :math:`e^{x_j - m}` for ``j0 <= j < j1`` as ``hi[j - base] + lo[j - base]``.
+def _terms_dd(seg, m, hi, lo):
+    """Store :math:`e^{x_j - m}` for the entries ``x_j`` of ``seg`` as ``hi[j] + lo[j]``.
 
     The maximum's ties (:math:`x_j = m`) are stored as 0 and counted. Returns ``(bits, ties)``
     with ``bits`` the largest stored ``hi`` as int64 bits (non-negative floats order like their
-    bits, and an integer max vectorises).
+    bits, and an integer max vectorises). The arrays are indexed from 0 by the loop's own
+    counter: an offset index (``j - base``) could be negative for Numba, whose wraparound
+    check then kept LLVM from vectorising the loop (15 times slower).
     """
     top = np.int64(0)
     ties = 0
-    for j in range(j0, j1):
-        d_hi, d_lo = two_sum(row[j], -m)
+    for j in range(seg.shape[0]):
+        d_hi, d_lo = two_sum(seg[j], -m)
         e_hi, e_lo, k = exp_dd(d_hi, d_lo)
         keep = d_hi < 0.0
         h = scale2(e_hi, k) if keep else 0.0
-        hi[j - base] = h
-        lo[j - base] = scale2(e_lo, k) if keep else 0.0
+        hi[j] = h
+        lo[j] = scale2(e_lo, k) if keep else 0.0
         b = f64_as_i64(h)
         top = b if b > top else top
         ties += 1 if d_hi == 0.0 else 0
@@ -132,8 +134,8 @@ def _split(sigma, h):
 
 
 @njit(fastmath=FM_SUM, cache=True, error_model="numpy")
-def _exact_sum(hi, lo, k0, k1, sigma1, sigma2):
-    """Sum ``hi[k0:k1] + lo[k0:k1]`` by error-free extraction (Rump, Ogita and Oishi, 2008).
+def _exact_sum(hi, lo, sigma1, sigma2):
+    """Sum ``hi + lo`` by error-free extraction (Rump, Ogita and Oishi, 2008).
 
     Each ``hi`` is split on two grids, ``ulp(sigma1)`` and ``ulp(sigma2)``; the parts on a grid
     add up exactly in any order (so the loop may be vectorised), and only the remainders, below
@@ -142,7 +144,7 @@ def _exact_sum(hi, lo, k0, k1, sigma1, sigma2):
     q1s = 0.0
     q2s = 0.0
     rest = 0.0
-    for k in range(k0, k1):
+    for k in range(hi.shape[0]):
         q1, r1 = _split(sigma1, hi[k])
         q2, r2 = _split(sigma2, r1)
         q1s += q1
@@ -167,7 +169,8 @@ def row_sum_dd(row, m, hi, lo, base):
     for j0 in range(0, n, CHUNK):
         j1 = min(j0 + CHUNK, n)
         b = j0 if base < 0 else base
-        top, t = _terms_dd(row, m, j0, j1, hi, lo, b)
+        h, lw = hi[j0 - b : j1 - b], lo[j0 - b : j1 - b]
+        top, t = _terms_dd(row[j0:j1], m, h, lw)
         ties += t
         if top == 0:
             continue
@@ -176,7 +179,7 @@ def row_sum_dd(row, m, hi, lo, base):
         e = max((top >> np.int64(52)) - np.int64(1023), np.int64(-990))
         sigma1 = i64_as_f64((e + np.int64(12 + 1023)) << np.int64(52))
         sigma2 = sigma1 * 4.547473508864641e-13  # 2^-41
-        q1, q2, rest = _exact_sum(hi, lo, j0 - b, j1 - b, sigma1, sigma2)
+        q1, q2, rest = _exact_sum(h, lw, sigma1, sigma2)
         s_hi, err = two_sum(s_hi, q1)
         s_lo += err
         s_hi, err = two_sum(s_hi, q2)
@@ -371,8 +374,22 @@ def logsumexp_h(x, kind, out, t, r0, r1):
 
 # ---------------------------------------------------------------------------------------------
 # float64 inputs, double-double compute.
+TINY64 = 2.2250738585072014e-308  # the smallest normal float64
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _has_subnormal(o):
+    """Whether the row ``o`` holds a subnormal (a vectorised count, on a row still in cache)."""
+    n = 0
+    for j in range(o.shape[0]):
+        n += 1 if (abs(o[j]) < TINY64) & (o[j] != 0.0) else 0
+    return n > 0
+
+
 @njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
-def softmax_dd(x, out, r0, r1):
+def softmax_dd(x, out, sub, r0, r1):
+    """Softmax of float64 rows; ``sub[i]`` marks a row whose result has subnormals (the caller
+    computes those again: :func:`logmax.kernels.cpu._redo_subnormal_rows`)."""
     lo = np.empty(x.shape[1])
     for i in range(r0, r1):
         row = x[i]
@@ -391,10 +408,12 @@ def softmax_dd(x, out, r0, r1):
                 o[j] = inv_hi + inv_lo  # the maximum's own term, e^0 = 1 (stored as 0)
             else:
                 o[j] = o[j] * inv_hi + (lo[j] * inv_hi + o[j] * inv_lo)
+        sub[i] = _has_subnormal(o)
 
 
 @njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
-def log_softmax_dd(x, out, r0, r1):
+def log_softmax_dd(x, out, sub, r0, r1):
+    """log_softmax of float64 rows; ``sub`` as in :func:`softmax_dd`."""
     hi = np.empty(CHUNK)
     lo = np.empty(CHUNK)
     for i in range(r0, r1):
@@ -413,6 +432,7 @@ def log_softmax_dd(x, out, r0, r1):
             v, err = two_sum(d_hi, -l_hi)
             y = v + ((err + d_lo) - l_lo)
             o[j] = y if d_hi > -np.inf else -np.inf  # the error terms of -inf are NaN
+        sub[i] = _has_subnormal(o)
 
 
 @njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
