@@ -110,6 +110,29 @@ def row_sum16(bits, kind, m, t):
     return s + np.float64(ties - 1)
 
 
+@njit(fastmath=FM_SUM, cache=True, error_model="numpy")
+def row_sum16_keep(bits, kind, m, t, keep):
+    """:func:`row_sum16` that also leaves :math:`e^{d_j}` (float32, 1 at the ties) in
+    ``keep[j]``, for softmax's output sweep to scale instead of exponentiating again."""
+    s = 0.0
+    ties = 0
+    if kind == BF16:
+        for j in range(bits.shape[0]):
+            d = _shifted32(bits[j], BF16, m, t)
+            e = exp_f32(d)
+            keep[j] = e
+            s += np.float64(e) if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    else:
+        for j in range(bits.shape[0]):
+            d = _shifted32(bits[j], F16, m, t)
+            e = exp_f32(d)
+            keep[j] = e
+            s += np.float64(e) if d < 0.0 else 0.0
+            ties += 1 if d == 0.0 else 0
+    return s + np.float64(ties - 1)
+
+
 @njit(fastmath=FM, cache=True, error_model="numpy")
 def _fill16(o, value, kind):
     b = narrow32(np.float32(value), kind)
@@ -120,6 +143,7 @@ def _fill16(o, value, kind):
 @njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
 def softmax16(x, kind, out, t, r0, r1):
     """softmax of 16-bit rows ``x`` (patterns of ``kind``) into 16-bit ``out``."""
+    e = np.empty(x.shape[1], dtype=np.float32)  # one row of e^d: stays in the core's cache
     for i in range(r0, r1):
         row = x[i]
         o = out[i]
@@ -127,13 +151,13 @@ def softmax16(x, kind, out, t, r0, r1):
         if status != OK:
             _fill16(o, np.nan if status == BAD else 0.0, kind)
             continue
-        inv = np.float32(1.0 / (1.0 + row_sum16(row, kind, m, t)))
+        inv = np.float32(1.0 / (1.0 + row_sum16_keep(row, kind, m, t, e)))
         if kind == BF16:
             for j in range(row.shape[0]):
-                o[j] = f32_to_bf16(exp_f32(_shifted32(row[j], BF16, m, t)) * inv)
+                o[j] = f32_to_bf16(e[j] * inv)
         else:
             for j in range(row.shape[0]):
-                o[j] = f32_to_f16(exp_f32(_shifted32(row[j], F16, m, t)) * inv)
+                o[j] = f32_to_f16(e[j] * inv)
 
 
 @njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
