@@ -26,7 +26,9 @@ def test_automatic_choice_prefers_the_kernels(monkeypatch):
     assert registry.select(_call()).name == "numba"
     assert registry.select(_call("softmax_vjp")).name == "numpy"  # no kernel for it
     f64_t = _call("softmax", "float64", options=frozenset({"temperature"}))
-    assert registry.select(f64_t).name == "numpy"
+    assert registry.select(f64_t).name == "numba"
+    f64_ls = _call("cross_entropy", "float64", options=frozenset({"label_smoothing"}))
+    assert registry.select(f64_ls).name == "numpy"
 
 
 @pytest.mark.parametrize("value", ["0", "reference", "off", "false", "no"])

@@ -12,9 +12,9 @@ Which inputs take a kernel:
 - float16 and bfloat16: read as their 16-bit patterns (no widening pass over the array),
   computed in float32 with float64 sums (:mod:`._half_rows`), rounded into 16 bits in the kernel;
   the fused cross-entropy computes them in float64.
-- float64: computed in double-double (exact ``x - m``, double-double ``exp`` and sums), for
-  ``temperature == 1`` (and, for cross-entropy, hard labels without softcap, label smoothing or
-  z-loss); the registry sends the rest to the reference.
+- float64: computed in double-double (exact ``x - m``, its quotient by the temperature,
+  double-double ``exp`` and sums); cross-entropy for hard labels without a temperature, softcap,
+  label smoothing or z-loss: the registry sends the rest to the reference.
 - anything else (integer inputs, an empty class axis for losses): ``NotImplemented``.
 """
 
@@ -72,8 +72,6 @@ def run(op: str, x: np.ndarray, axis: int, **options: Any) -> Any:
 def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -> Any:
     if x.dtype not in (F32, F64) and x.dtype not in HALF_KIND:
         return NotImplemented
-    if x.dtype == F64 and temperature != 1.0:
-        return NotImplemented
     t = float(temperature)
     if where is not None:
         x = np.where(where, x, x.dtype.type(-np.inf))  # masked entries take no part
@@ -96,12 +94,12 @@ def _elementwise(op: str, x: np.ndarray, axis: int, where, temperature: float) -
         if x.dtype == F32:
             over_rows(kernel, n_rows, n_cls, rows, out, t)
         elif reduced:
-            over_rows(kernel, n_rows, n_cls, rows, out)
-            _redo_subnormal_rows(op, rows, out, _subnormal(out))
+            over_rows(kernel, n_rows, n_cls, rows, out, t)
+            _redo_subnormal_rows(op, rows, out, _subnormal(out), t)
         else:
             sub = np.zeros(n_rows, np.bool_)
-            over_rows(kernel, n_rows, n_cls, rows, out, sub)
-            _redo_subnormal_rows(op, rows, out, sub)
+            over_rows(kernel, n_rows, n_cls, rows, out, sub, t)
+            _redo_subnormal_rows(op, rows, out, sub, t)
     return out.reshape(batch) if reduced else _from_rows(out, batch, axis)
 
 
@@ -109,7 +107,8 @@ def _subnormal(y: np.ndarray) -> np.ndarray:
     return (y != 0) & (np.abs(y) < np.finfo(np.float64).tiny)
 
 
-def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray, sub: np.ndarray) -> None:
+def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray, sub: np.ndarray,
+                         t: float) -> None:  # fmt: skip
     """float64 rows whose result lands among the subnormals (``sub``: per row, from the
     kernel) go through the reference.
 
@@ -121,7 +120,7 @@ def _redo_subnormal_rows(op: str, rows: np.ndarray, out: np.ndarray, sub: np.nda
     if redo.size:
         from logmax.kernels.numpy_backend import NumpyBackend
 
-        out[redo] = getattr(NumpyBackend(), op)(rows[redo], 1, RowOptions())
+        out[redo] = getattr(NumpyBackend(), op)(rows[redo], 1, RowOptions(temperature=t))
 
 
 def _elementwise_columns(op: str, x: np.ndarray, axis: int, t: float) -> Any:
