@@ -81,7 +81,12 @@ def _logsumexp(z, b, t, z_lo, parts: int) -> tuple[float, float, float]:
             else 0.0
         )
         value = (hi, rest)
-        if previous is not None and value[:parts] == previous[:parts]:
+        # certain: the evaluation's error (about 10^-prec of the terms and of m) is far below
+        # the result (two precisions agreeing is not enough: both may be too few for a sum
+        # that cancels to 1 - 1e-316); one term has no cancellation
+        bound = decimal.Decimal(10) ** (2 - prec) * (1 + abs(m))
+        certain = len(terms) == 1 or abs(exact) * decimal.Decimal(2) ** -64 > bound
+        if previous is not None and value[:parts] == previous[:parts] and certain:
             break
         previous = value
     return value[0], value[1], (1.0 if acc > 0 else -1.0) if acc != 0 else 0.0

@@ -292,6 +292,8 @@ def logsumexp_weighted(
     lse = np.where(sign == 0, -np.inf, v_hi + v_lo)
     size = blocks.exact_sum(OPS, [np.abs(p_hi)])[0]
     cancels = (a_hi < 2.0**-40 * size) | alg.lse_cancels(st.m_hi, t, np.abs(l_hi), v_hi, 43)
+    # a result near the subnormals: the products' low parts there lost bits of their own
+    cancels |= (np.abs(v_hi) < 2.0**-960) & (v_hi != 0.0)
     # (a sum that cancelled to 0 here may not be 0: the terms that underflowed decide)
     for r in np.flatnonzero(cancels & np.isfinite(st.m_hi) & ~st.bad):
         lse[r], sign[r] = exact.logsumexp_row(x2[r].astype(F64), bw[r], t)
