@@ -407,3 +407,39 @@ def test_float64_z_loss_gradient_takes_zeta_w_exactly():
     g_out = np.array([-1.0])
     got = logmax.cross_entropy_with_grad(x, y, grad_output=g_out, **kw).grad
     _within(got, reference.cross_entropy_grad(x, y, grad_output=g_out, **kw))
+
+
+# Found by the long property profile (10^5 examples per property)
+def test_cpu_kernel_z_loss_gradient_of_a_single_live_class(monkeypatch):
+    # one finite logit: p = 1 and the gradient is exactly 2 zeta lse = 3.2e-34; the kernel took
+    # alpha - c_y as a rounding of 1 + 3.2e-34 minus 1, which is 0
+    monkeypatch.setenv("LOGMAX_WARM_UP", "0")  # the kernel, not the reference serving a warm-up
+    for dtype in (ml_dtypes.bfloat16, np.float32):
+        x = np.array([[1.61008e-31, -np.inf]]).astype(dtype)
+        y = np.array([0])
+        kw = dict(reduction="none", z_loss=1e-3)
+        g_out = np.array([-1.0])
+        got = logmax.cross_entropy_with_grad(x, y, grad_output=g_out, **kw).grad
+        _within(got, reference.cross_entropy_grad(x, y, grad_output=g_out, **kw))
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_float64_nll_sum_of_subnormal_products(reduction):
+    # 0.5 * 5e-324 rounds to 0 in every row; their sum, 1.25e-323, rounds to 1e-323
+    lp = np.full((5, 1), -5e-324)
+    t = np.zeros(5, int)
+    w = np.array([0.5])
+    exact = reference.nll_loss(lp, t, weight=w, reduction=reduction)
+    _within(logmax.nll_loss(lp, t, weight=w, reduction=reduction), exact)
+    tw = torch.tensor(w)
+    _within(_np(lt.nll_loss(torch.from_numpy(lp), torch.from_numpy(t), weight=tw,
+                            reduction=reduction)), exact)  # fmt: skip
+
+
+def test_float64_weighted_logsumexp_that_cancels_to_a_subnormal():
+    # sum b e^x = 1 - 3.3e-316 and m = 2.2e-316: lse = -1.1e-316; the exact fallback stopped
+    # when two precisions agreed, both too few to see the 1e-316 (it returned m)
+    x = np.array([[2.22507384e-316, 0.0, 0.0, 0.0, 0.0]])
+    b = np.array([[-0.5, -1.5, 1.0, 1.0, 1.0]])
+    exact = reference.logsumexp(x, axis=-1, b=b)
+    _within(logmax.logsumexp(x, axis=-1, b=b), exact)

@@ -93,14 +93,14 @@ def softcap(x, cap):
 def softcap_slope(x, cap):
     r""":math:`\operatorname{sech}^2(x / c)`, the softcap's derivative, without the cancellation of
     :math:`1 - \tanh^2` near :math:`|\tanh| = 1` (0 where ``x / c`` overflows or ``x`` is
-    masked)."""
+    masked), as a double-double ``(hi, lo)``."""
     bad = x != x
     q_hi, q_lo = dd_div_d(x, 0.0 * x, cap)
     q_lo = where(bad | (abs(x) == INF), 0.0, q_lo)
     masked = x == -INF
     big = abs(q_hi) == INF
     c_hi, c_lo = sech2_dd(where(bad | masked | big, 0.0, q_hi), q_lo)
-    return where(big, 0.0, c_hi + c_lo)
+    return where(big, 0.0, c_hi), where(big | bad, 0.0, c_lo)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,13 +328,21 @@ def grad_coefficients(hard, y_is_k, a_tot, a_tot_lo, a_rest, a_rest_lo, a_k, zet
     return alpha_hi, alpha_lo, top_hi, top_lo, c_k
 
 
+def grad_sigma(scale, scale_lo, t, slope_hi, slope_lo):
+    r""":math:`\sigma = \lambda\,\operatorname{sech}^2(x/c)/T` as a double-double, for the row's
+    scale :math:`\lambda` and the softcap's slope (1 without one), both double-doubles."""
+    q_hi, q_lo = dd_div_d(scale, scale_lo, t)
+    return dd_mul(q_hi, q_lo, slope_hi, slope_lo)
+
+
 def grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo,
-               inv_hi, inv_lo, sigma, masked):  # fmt: skip
+               inv_hi, inv_lo, sigma, sigma_lo, masked):  # fmt: skip
     r"""One gradient entry :math:`(\alpha p_j - c_j)\,\sigma_j` (see :func:`grad_coefficients`),
     as :math:`(\alpha e^{d_j} - c_j (1 + s)) / (1 + s)`: the products are double-doubles, so the
     difference of two nearly equal terms keeps its digits. At the maximum's column ``is_k`` it is
     :math:`((\alpha - c_k) - c_k s)/(1 + s)`. 0 where ``masked`` (a ``-inf`` logit); a shift
-    ``d = -inf`` of a finite logit (beyond the range: a tiny temperature) is :math:`p_j = 0`."""
+    ``d = -inf`` of a finite logit (beyond the range: a tiny temperature) is :math:`p_j = 0`.
+    ``sigma + sigma_lo``: :math:`\sigma_j` as a double-double (see :func:`grad_sigma`)."""
     e_hi, e_lo = term(d_hi, d_lo)
     ae_hi, ae_lo = dd_mul(alpha_hi, alpha_lo, e_hi, e_lo)
     one_s_hi, one_s_lo = dd_add_d(s_hi, s_lo, 1.0)
@@ -345,7 +353,10 @@ def grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_h
     n_hi = where(is_k, nk_hi, n_hi)
     n_lo = where(is_k, nk_lo, n_lo)
     g_hi, g_lo = dd_mul(n_hi, n_lo, inv_hi, inv_lo)
-    g = (g_hi + g_lo) * sigma
+    # times sigma = scale sech^2 / T as a double-double (sigma_lo: its low part): one rounding
+    # at the end, where rounding the entry, then scale / T, then the product was 2.9 ULP
+    p_hi, p_lo = dd_mul(g_hi, g_lo, sigma, sigma_lo)
+    g = where(abs(p_hi) < INF, p_hi + p_lo, (g_hi + g_lo) * sigma)
     over = abs(alpha_hi) == INF  # an infinite z-loss term: the entry is that infinity
     g = where(over, where(is_k, top_hi, alpha_hi * e_hi) * inv_hi * sigma, g)
     return where(masked, 0.0, g)

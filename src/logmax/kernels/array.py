@@ -30,7 +30,8 @@ RESCALE = 1000.0
 # ---------------------------------------------------------------------------------------------
 # Inputs.
 def transform(ops: Any, x2: Any, softcap: float | None) -> tuple[Any, Any, Any]:
-    """``u = softcap(x)`` as a double-double and the softcap's derivative (None without one).
+    """``u = softcap(x)`` as a double-double and the softcap's derivative, a double-double
+    ``(hi, lo)`` (None without one).
 
     NaN stays NaN and, without a softcap, so does ``+inf`` (the row is bad); with one, see
     :func:`logmax._core.rowstats.softcap`.
@@ -301,6 +302,29 @@ def reduce_losses(ops: Any, rows: Any, den: Any, opts: LossOptions,
     return 4.0 * reduce_rows(ops, q, den, opts)
 
 
+def row_scale_lo(ops: Any, grad_output: Any, row_w: Any, soft: bool, scale: Any,
+                 opts: LossOptions, n: int) -> Any:  # fmt: skip
+    r"""The low part of :func:`row_scale`'s ``scale`` (0 but for a mean): :math:`g/D` with the
+    divisor :math:`D` the exact sum of the row weights (:func:`denominator` rounds it), so
+    that the gradient's only roundings are its own: the rest
+    :math:`(g - \lambda D_{hi} - \lambda D_{lo})/D`."""
+    if opts.reduction != "mean":
+        return 0.0 * scale
+    alg = ops.alg
+    if soft or opts.normalizer is not None:
+        d_hi = denominator(ops, row_w, soft, opts) + 0.0 * scale
+        d_lo = 0.0 * scale
+    else:
+        hi, lo = blocks.exact_sum(ops, [row_w[None, :]], levels=2)
+        d_hi, d_lo = hi[0] + 0.0 * scale, lo[0] + 0.0 * scale
+    g = ops.work_rows(grad_output, n, getattr(scale, "device", None))
+    live = (scale != 0.0) & (abs(scale) < INF) & (d_hi != 0.0)
+    lam = alg.where(live, scale, 0.0)
+    p_hi, p_lo = alg.two_prod(lam, alg.where(live, d_hi, 0.0))
+    rest = (((alg.where(live, g, 0.0) - p_hi) - p_lo) - lam * d_lo) / alg.where(live, d_hi, 1.0)
+    return alg.where(live, rest, 0.0)
+
+
 def row_scale(ops: Any, grad_output: Any, den: Any, counted: Any, opts: LossOptions, n: int):
     """d(loss)/d(row loss) per row for the upstream gradient ``grad_output`` (0 where a row does
     not count; 1/den for the mean, 0 when den is 0)."""
@@ -437,7 +461,8 @@ def ce_finish(ops: Any, st: blocks.Stats, lr: LossRows, opts: LossOptions,
 
 
 def ce_block_grad(ops: Any, u_hi: Any, u_lo: Any, dcap: Any, st: blocks.Stats, fin: Finished,
-                  lr: LossRows, scale: Any, opts: LossOptions, col0: int = 0) -> Any:  # fmt: skip
+                  lr: LossRows, scale: Any, opts: LossOptions, col0: int = 0,
+                  scale_lo: Any = None) -> Any:  # fmt: skip
     """The gradient of a block (columns ``col0 ..``) of the softcapped logits ``u``, from the
     row's merged statistics ``st`` and factors ``fin``; ``scale`` is each row's
     d(total)/d(row loss) (0 where the row does not count)."""
@@ -451,10 +476,12 @@ def ce_block_grad(ops: Any, u_hi: Any, u_lo: Any, dcap: Any, st: blocks.Stats, f
     cb = coef_block(lr, col0, col0 + n)
     if cb is not None:
         c = c + cb
-    sigma = col(scale / t) if dcap is None else col(scale / t) * dcap
+    lo = 0.0 * scale if scale_lo is None else scale_lo
+    slope = (1.0, 0.0) if dcap is None else dcap
+    sigma_hi, sigma_lo = alg.grad_sigma(col(scale), col(lo), t, *slope)
     g = alg.grad_entry(
         d_hi, d_lo, c, ops.is_col(st.k - col0, n, u_hi), *(col(f) for f in fin.grad[:5]),
-        *(col(f) for f in fin.grad[5:]), sigma, u_hi == -INF,
+        *(col(f) for f in fin.grad[5:]), sigma_hi, sigma_lo, u_hi == -INF,
     )  # fmt: skip
     g = alg.where(col(lr.counted), g, 0.0)  # exactly 0, even where the softcap's is NaN
     return alg.where(col(lr.counted & st.bad), NAN, g)
@@ -509,7 +536,8 @@ def cross_entropy(
     grad = None
     if grad_output is not None:
         scale = row_scale(ops, grad_output, lr.den, lr.counted, opts, n_rows)
-        g = ce_block_grad(ops, u_hi, u_lo, dcap, st, fin, lr, scale, opts)
+        scale_lo = row_scale_lo(ops, grad_output, lr.row_w, soft, scale, opts, n_rows)
+        g = ce_block_grad(ops, u_hi, u_lo, dcap, st, fin, lr, scale, opts, scale_lo=scale_lo)
         grad = ops.to_output(ops.unrows(g, shape, axis), x)
     batch = ops.batch_shape(shape, axis)
     if opts.reduction == "none":
@@ -557,6 +585,18 @@ def nll_loss(
         rows = alg.where(keep & ops.isnan(picked), NAN, rows)
     den = denominator(ops, row_w, soft, opts)
     loss = reduce_rows(ops, rows, den, opts)
+    if not soft and opts.reduction != "none":
+        # a sum of tiny products (subnormal: each rounded to a few bits) is summed at 2^e times
+        # their size and scaled back once, as the soft rows are
+        top = ops.max_rows(abs(alg.where(keep, picked, 0.0))[None, :])[0]
+        top_w = ops.max_rows(abs(alg.where(keep, row_w, 0.0))[None, :])[0]
+        lim = ops.grid_exponent_limit
+        e = 0.6 * lim  # the scaled products stay below 2^(0.2 lim): no overflow
+        fits = (top * 2.0**e) * top_w < 2.0 ** (0.2 * lim)
+        if ops.any((top > 0.0) & (top < 2.0 ** (-0.4 * lim)) & fits):
+            up = alg.where(keep, -row_w * (alg.where(keep, picked, 0.0) * 2.0**e), 0.0)
+            small = reduce_rows(ops, up, den, opts)
+            loss = alg.scale2(small, 0.0 * small - e)
     grad = None
     if grad_output is not None:
         scale = row_scale(ops, grad_output, den, counted, opts, n_rows)

@@ -21,8 +21,6 @@ from logmax._core.options import LossOptions, RowOptions
 
 ROW_OPS = ("softmax", "log_softmax", "logsumexp")
 FLOATS = ("float16", "bfloat16", "float32", "float64")
-# float64 rows with these options go to the reference (the kernels would not keep 2 ULP)
-F64_LOSS_OPTIONS = frozenset({"soft", "temperature", "softcap", "label_smoothing", "z_loss"})
 
 
 _ready: set[tuple[str, str, bool]] = set()  # kernels compiled or loaded in this process
@@ -76,8 +74,6 @@ class NumbaBackend:
         if call.op == "cross_entropy":
             if "empty" in call.options:
                 return "no classes"
-            if call.dtype == "float64" and call.options & F64_LOSS_OPTIONS:
-                return "float64 with these loss options is left to the reference"
             return None
         return f"no kernel for {call.op}"
 
@@ -113,17 +109,20 @@ class NumbaBackend:
         counted, _, row_w = array.counted_rows(OPS, target, soft, w_cls, opts, np.empty((
             int(np.prod(batch, dtype=np.int64)), 0)))  # fmt: skip
         den = array.denominator(OPS, row_w, soft, opts)
-        scale = None
+        scale = scale_lo = None
         if grad_output is not None:
             scale = array.row_scale(OPS, grad_output, den, counted, opts, row_w.shape[0])
-            scale = scale.reshape(batch)
+            scale_lo = array.row_scale_lo(
+                OPS, grad_output, row_w, soft, scale, opts, row_w.shape[0]
+            )
+            scale, scale_lo = scale.reshape(batch), scale_lo.reshape(batch)
         rows, lse, grad = cpu.run(
             "cross_entropy", x, axis, target=target, soft=soft,
             weight=None if weight is None else w_cls,
             ignore_index=checks.int64_ignore_index(opts.ignore_index),
             label_smoothing=opts.label_smoothing,
             temperature=opts.temperature, softcap=opts.softcap, z_loss=opts.z_loss,
-            where=None, grad_scale=scale,
+            where=None, grad_scale=scale, grad_scale_lo=scale_lo,
         )  # fmt: skip
         _ready.add(("cross_entropy", x.dtype.name, False))
         with np.errstate(all="ignore"):  # (rows beyond the range: see array.reduce_losses)

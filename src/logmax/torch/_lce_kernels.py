@@ -165,7 +165,7 @@ def row_factors(ops: Any, st: blocks.Stats, fin: array.Finished, lr: array.LossR
 
     def entry(d_hi, d_lo, c, is_k, masked):
         g = alg.grad_entry(d_hi, d_lo, c, is_k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi,
-                           s_lo, inv_hi, inv_lo, sigma, masked)  # fmt: skip
+                           s_lo, inv_hi, inv_lo, sigma, 0.0 * sigma, masked)  # fmt: skip
         return g + bt * alg.softmax_entry(d_hi, d_lo, inv_hi, inv_lo)
 
     dk_hi, dk_lo = alg.shift(st.m_hi, st.m_lo, sh, sl, t)  # 0, or -inf on a fully masked row
@@ -234,7 +234,7 @@ class ExactKernel:
             d_hi, d_lo = alg.shift(u_hi, u_lo, col(sh), col(sl), opts.temperature)
             inv_hi, inv_lo = fin.grad[7], fin.grad[8]
             p = alg.softmax_entry(d_hi, d_lo, col(inv_hi), col(inv_lo))
-            lse_part = p * col(f.bt) if dcap is None else p * col(f.bt) * dcap
+            lse_part = p * col(f.bt) if dcap is None else p * col(f.bt) * (dcap[0] + dcap[1])
             g = g + torch.where(col(st.bad), NAN, lse_part)
         return g
 

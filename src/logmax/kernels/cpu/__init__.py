@@ -153,14 +153,13 @@ def _cross_entropy_op(
     z_loss: float,
     where: np.ndarray | None,
     grad_scale: Any,
+    grad_scale_lo: Any = None,
 ) -> Any:
     if x.dtype not in (F32, F64) and x.dtype not in HALF_KIND or x.shape[axis] == 0:
         return NotImplemented
-    if x.dtype == F64 and (
+    general = x.dtype == F64 and (
         soft or temperature != 1.0 or softcap is not None or label_smoothing != 0.0 or z_loss != 0.0
-    ):
-        # float64 gradients with these terms need double-double everywhere: the reference
-        return NotImplemented
+    )  # float64 with these terms: the algebra row by row (cross_entropy_dd_general)
     if where is not None:
         x = np.where(where, x, x.dtype.type(-np.inf))
     rows, batch = _as_rows(x, axis)
@@ -178,6 +177,16 @@ def _cross_entropy_op(
         scale = scale.reshape(n_rows)
     else:
         scale = np.zeros(n_rows)
+    # float64: the scale's low part (the mean's 1/den is rounded)
+    scale_lo = (
+        np.zeros(n_rows)
+        if grad_scale_lo is None or not want_grad
+        else (
+            np.ascontiguousarray(np.broadcast_to(np.asarray(grad_scale_lo), batch), F64).reshape(
+                n_rows
+            )
+        )
+    )
     loss = np.empty(n_rows)
     lse = np.empty(n_rows)
     common = (labels, not soft, soft_t, w, int(ignore_index), float(label_smoothing),
@@ -193,22 +202,41 @@ def _cross_entropy_op(
         grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=F32)
         over_rows(_cross_entropy.cross_entropy_f32, n_rows, n_cls, rows, *common, t, cap, scale,
                   want_grad, loss, lse, grad)  # fmt: skip
+    elif general:
+        grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=F64)
+        redo = np.zeros(n_rows, np.bool_)
+        over_rows(_cross_entropy.cross_entropy_dd_general, n_rows, n_cls, rows, *common, t,
+                  cap, scale, scale_lo, want_grad, loss, lse, grad, redo)  # fmt: skip
+        _redo_loss_rows(
+            np.flatnonzero(redo), rows, soft_t if soft else labels, soft, weight, want_grad,
+            scale, loss, lse, grad,
+            LossOptions(ignore_index=ignore_index, reduction="none",
+                        label_smoothing=label_smoothing, temperature=temperature,
+                        softcap=softcap, z_loss=z_loss),
+        )  # fmt: skip
     else:
         grad = np.empty((n_rows, n_cls if want_grad else 0), dtype=F64)
-        scale_lo = np.zeros(n_rows)
         over_rows(_cross_entropy.cross_entropy_dd, n_rows, n_cls, rows, *common, scale, scale_lo,
                   want_grad, loss, lse, grad)  # fmt: skip
-        redo = np.flatnonzero(_subnormal(loss))
-        if redo.size:  # see _redo_subnormal_rows
-            from logmax.kernels.numpy_backend import NumpyBackend
-
-            l_r, lse_r, g_r = NumpyBackend().cross_entropy(
-                rows[redo], 1, labels[redo], False, weight,
-                LossOptions(ignore_index=ignore_index, reduction="none"),
-                scale[redo] if want_grad else None,
-            )  # fmt: skip
-            loss[redo], lse[redo] = l_r, lse_r
-            if want_grad:
-                grad[redo] = g_r
+        _redo_loss_rows(
+            np.flatnonzero(_subnormal(loss)), rows, labels, False, weight, want_grad, scale,
+            loss, lse, grad, LossOptions(ignore_index=ignore_index, reduction="none"),
+        )  # fmt: skip
     g = _from_rows(grad, batch, axis) if want_grad else None
     return loss.reshape(batch), lse.reshape(batch), g
+
+
+def _redo_loss_rows(redo, rows, target, soft, weight, want_grad, scale, loss, lse, grad,
+                    opts: LossOptions) -> None:  # fmt: skip
+    """float64 loss rows the kernel left to the reference (see :func:`_redo_subnormal_rows`),
+    computed there per row and written into the kernel's outputs."""
+    if not redo.size:
+        return
+    from logmax.kernels.numpy_backend import NumpyBackend
+
+    l_r, lse_r, g_r = NumpyBackend().cross_entropy(
+        rows[redo], 1, target[redo], soft, weight, opts, scale[redo] if want_grad else None
+    )
+    loss[redo], lse[redo] = l_r, lse_r
+    if want_grad:
+        grad[redo] = g_r

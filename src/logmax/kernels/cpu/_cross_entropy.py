@@ -155,7 +155,7 @@ def _grad_row_dd(z, mx, t, hard, y, trow, w, eps, b, zl, row_w, hard_c, k, a_hi,
         c = _coef(hard, trow, eps, b, w, j) + (hard_c if hard and j == y else 0.0)
         g[j] = alg.grad_entry(
             d_hi, d_lo, c, j == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo, inv_hi,
-            inv_lo, sc, z[j] == -np.inf,
+            inv_lo, sc, 0.0, z[j] == -np.inf,
         )  # fmt: skip
 
 
@@ -283,7 +283,10 @@ def _ce_row(z, mx, t, status, hard, y, trow, w, eps, zl, sc, want_grad, g, dcap,
         e_y = keep[y] if d_y != 0.0 else 1.0
         one_minus_py = s * inv if d_y == 0.0 else ((s - e_y) + 1.0) * inv
         t1 = hard_c * one_minus_py
-        t2 = (a - hard_c) * (e_y * inv)
+        # alpha - c_y from its parts (A + 2 zeta w lse): a - hard_c loses a z-loss term below
+        # the ULP of hard_c (a single live class: exactly that term is the gradient)
+        q_hi, q_lo = dd_add_d(a_hi, a_lo, zt)
+        t2 = (q_hi + q_lo) * (e_y * inv)
         t3 = b * w[y] if hard else 0.0
         gy = (t2 - t1) - t3
         tol = tol_base + tol_d * abs(d_y)
@@ -488,3 +491,149 @@ def cross_entropy_dd(
             q_hi = n_hi * inv_hi
             q_lo = fma(n_hi, inv_hi, -q_hi) + (n_lo * inv_hi + n_hi * inv_lo)
             g[y] = -(c_hi * q_hi + (c_hi * q_lo + c_lo * q_hi))
+
+
+# ---------------------------------------------------------------------------------------------
+# float64 with every option: the contract's algebra (logmax._core.rowstats), one row at a time.
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _dd_acc(s_hi, s_lo, v_hi, v_lo):
+    """``s + v`` accumulated error-free in the high part (the low parts add with rounding)."""
+    h, e = two_sum(s_hi, v_hi)
+    return h, s_lo + (e + v_lo)
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
+def _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, accurate):
+    """:math:`s = \\sum_{j \\ne k} e^{(u_j - m)/T}` as a double-double (``accurate``: the
+    algebra's :func:`~logmax._core.rowstats.term_accurate`, to :math:`2^{-100}`)."""
+    s_hi = 0.0
+    s_lo = 0.0
+    for j in range(u_hi.shape[0]):
+        if j == k:
+            continue
+        d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
+        if accurate:
+            e_hi, e_lo = alg.term_accurate(d_hi, d_lo)
+        else:
+            e_hi, e_lo = alg.term(d_hi, d_lo)
+        s_hi, s_lo = _dd_acc(s_hi, s_lo, e_hi, e_lo)
+    return two_sum(s_hi, s_lo)
+
+
+@njit(nogil=True, fastmath=FM, cache=True, error_model="numpy")
+def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale,
+                             scale_lo, want_grad, loss_out, lse_out, grad, redo, r0,
+                             r1):  # fmt: skip
+    """Rows of float64 logits with any of soft targets, label smoothing, temperature, softcap and
+    z-loss: :func:`logmax.kernels.array.cross_entropy` for one row at a time, on the algebra's
+    scalar functions (:mod:`logmax.kernels.cpu._algebra`) -- the softcap and shifts as
+    double-doubles, :func:`~logmax._core.rowstats.loss_row`,
+    :func:`~logmax._core.rowstats.grad_coefficients` and
+    :func:`~logmax._core.rowstats.grad_entry` -- so the results keep that path's bound.
+
+    Rows the array path finishes with more than the algebra -- holding NaN, ``+inf`` or a masked
+    (``-inf``) entry, a sum :math:`s` of subnormal terms, a z-loss whose logsumexp cancels beyond
+    double-double, a subnormal loss -- are marked in ``redo`` for the caller to compute there.
+    """
+    n = x.shape[1]
+    u_hi = np.empty(n)
+    u_lo = np.empty(n)
+    slope = np.empty(n)
+    slope_lo = np.empty(n)
+    coef = np.zeros(n)
+    dense = (not hard) or eps != 0.0
+    for i in range(r0, r1):
+        z = x[i]
+        g = grad[i]
+        y = labels[i] if hard else 0
+        counted = (y != ignore_index) if hard else True
+        if hard and not counted:
+            y = 0
+        row_w = w[y] if hard else 1.0
+        special = False
+        for j in range(n):
+            if cap > 0.0:
+                u_hi[j], u_lo[j] = alg.softcap(z[j], cap)
+                slope[j], slope_lo[j] = alg.softcap_slope(z[j], cap)
+            else:
+                u_hi[j] = z[j]
+                u_lo[j] = 0.0
+            special |= (u_hi[j] != u_hi[j]) | (abs(u_hi[j]) == np.inf)
+        if special:
+            redo[i] = True
+            continue
+        k = 0
+        for j in range(1, n):
+            k = j if u_hi[j] > u_hi[k] else k
+        m_hi = u_hi[k]
+        m_lo = u_lo[k]
+        s_hi, s_lo = _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, False)
+        if s_hi > 0.0 and s_hi < 2.0**-900:  # subnormal terms (array._tiny_log1p)
+            redo[i] = True
+            continue
+        l_hi, l_lo = alg.log1p_s(s_hi, s_lo)
+        lse_hi, lse_lo = alg.lse(m_hi, m_lo, l_hi, l_lo, False, t)
+        if zl != 0.0:  # the z-loss squares lse: its terms to 2^-100 (array.z_loss_lse)
+            s2_hi, s2_lo = _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, True)
+            l2_hi, l2_lo = alg.log1p_s(s2_hi, s2_lo)
+            lse_hi, lse_lo = alg.lse(m_hi, m_lo, l2_hi, l2_lo, False, t)
+            if alg.lse_cancels(m_hi, t, l2_hi, lse_hi, 39):  # 99 bits carried, 60 needed
+                redo[i] = True
+                continue
+        lse_out[i] = lse_hi + lse_lo
+        # the dense coefficients a_c: their sums (error-free), and sum a_c d_c
+        a_rest = 0.0
+        a_rest_lo = 0.0
+        a_k = 0.0
+        ad_hi = 0.0
+        ad_lo = 0.0
+        if dense:
+            for j in range(n):
+                if hard:
+                    coef[j] = (eps / n) * w[j]
+                else:
+                    tw = (1.0 - eps) * soft_t[i, j] + eps / n if eps != 0.0 else soft_t[i, j]
+                    coef[j] = tw * w[j]
+                a = coef[j]
+                if j == k:
+                    a_k = a
+                elif a != 0.0:
+                    a_rest, a_rest_lo = _dd_acc(a_rest, a_rest_lo, a, 0.0)
+                if a != 0.0:
+                    d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
+                    p_hi, p_lo = alg.two_prod(a, d_hi)
+                    ad_hi, ad_lo = _dd_acc(ad_hi, ad_lo, p_hi, p_lo + a * d_lo)
+            a_rest, a_rest_lo = two_sum(a_rest, a_rest_lo)
+            ad_hi, ad_lo = two_sum(ad_hi, ad_lo)
+            if abs(ad_hi) == np.inf or ad_hi != ad_hi:  # beyond the range: the array path
+                redo[i] = True
+                continue
+        hard_c = (1.0 - eps) * row_w if hard else 0.0
+        a_tot, a_tot_lo = alg.dd_add_d(a_rest, a_rest_lo, a_k)
+        dy_hi, dy_lo = alg.shift(u_hi[y], u_lo[y], m_hi, m_lo, t)
+        loss_hi, loss_lo = alg.loss_row(
+            hard_c, dy_hi, dy_lo, True, a_tot, ad_hi, ad_lo, l_hi, l_lo, zl, row_w, lse_hi, lse_lo
+        )
+        loss = loss_hi + loss_lo if counted else 0.0
+        if loss != 0.0 and abs(loss) < 2.2250738585072014e-308:
+            redo[i] = True
+            continue
+        loss_out[i] = loss
+        if not want_grad:
+            continue
+        sc = scale[i] if counted else 0.0
+        sc_lo = scale_lo[i] if counted else 0.0
+        if sc == 0.0:
+            _fill(g, 0.0)
+            continue
+        alpha_hi, alpha_lo, top_hi, top_lo, c_k = alg.grad_coefficients(
+            hard_c, y == k, a_tot, a_tot_lo, a_rest, a_rest_lo, a_k, zl, row_w, lse_hi, lse_lo
+        )
+        inv_hi, inv_lo = alg.inverse(s_hi, s_lo)
+        for j in range(n):
+            d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
+            c = (coef[j] if dense else 0.0) + (hard_c if j == y else 0.0)
+            sl_hi, sl_lo = (slope[j], slope_lo[j]) if cap > 0.0 else (1.0, 0.0)
+            sg_hi, sg_lo = alg.grad_sigma(sc, sc_lo, t, sl_hi, sl_lo)
+            g[j] = alg.grad_entry(d_hi, d_lo, c, j == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k,
+                                  s_hi, s_lo, inv_hi, inv_lo, sg_hi, sg_lo, False)  # fmt: skip

@@ -162,12 +162,13 @@ def ce_grad(row, g_row, n, col0, t, cap, SOFTCAP: tl.constexpr, coef_row, tgt_ro
         if COEF != 0:
             c = c + coefficients(cols, n, coef_row, tgt_row, w_ptr, one_m_eps, eps_c, COEF, W)
         if SOFTCAP:  # noqa: SIM108 (a static branch of the kernel)
-            sigma = sc * plain.softcap_slope(x, cap)
+            sl_hi, sl_lo = plain.softcap_slope(x, cap)
+            sigma = sc * (sl_hi + sl_lo)
         else:
             sigma = sc
         g = plain.grad_entry(
             d_hi, d_lo, c, gcol == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k, s_hi, s_lo,
-            inv_hi, inv_lo, sigma, u == -INF,
+            inv_hi, inv_lo, sigma, zero, u == -INF,
         )  # fmt: skip
         g = tl.where(counted, g, 0.0)  # exactly 0, even where the softcap's slope is NaN
         store_rounded(g_row + cols, tl.where(counted & bad, NAN, g), cols < n)
