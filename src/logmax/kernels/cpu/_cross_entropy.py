@@ -60,6 +60,15 @@ TOL16 = (2.0**-20, 0.0)
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
+def _row_label(labels, hard, ignore_index, i):
+    """``(y, counted)`` of row ``i``: its label (0 for soft targets and ignored rows) and whether
+    it counts."""
+    y = labels[i] if hard else 0
+    counted = (y != ignore_index) if hard else True
+    return (y if counted else 0), counted
+
+
+@njit(fastmath=FM, cache=True, error_model="numpy")
 def _fill(g, value):
     for j in range(g.shape[0]):
         g[j] = value
@@ -317,10 +326,7 @@ def _ce_one(xr, i, labels, hard, soft_t, w, ignore_index, eps, zl, t, cap, scale
             loss_out, lse_out, g, keep, zr, dcap, out32):  # fmt: skip
     """Row ``i`` (``xr``, float32) of :func:`cross_entropy_f32` / :func:`cross_entropy_h`
     (``out32``: the gradient is rounded into float32, not 16 bits)."""
-    y = labels[i] if hard else 0
-    counted = (y != ignore_index) if hard else True
-    if hard and not counted:
-        y = 0
+    y, counted = _row_label(labels, hard, ignore_index, i)
     sc = scale[i] / t if (want_grad and counted) else 0.0
     trow = soft_t[i] if not hard else soft_t[0]
     if cap > 0.0:
@@ -410,10 +416,7 @@ def cross_entropy_dd(
     for i in range(r0, r1):
         z = x[i]
         g = grad[i]
-        y = labels[i] if hard else 0
-        counted = (y != ignore_index) if hard else True
-        if hard and not counted:
-            y = 0
+        y, counted = _row_label(labels, hard, ignore_index, i)
         sc = scale[i] if (want_grad and counted) else 0.0
         sc_lo = scale_lo[i] if (want_grad and counted) else 0.0
         trow = soft_t[i] if not hard else soft_t[0]
@@ -545,10 +548,7 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
     for i in range(r0, r1):
         z = x[i]
         g = grad[i]
-        y = labels[i] if hard else 0
-        counted = (y != ignore_index) if hard else True
-        if hard and not counted:
-            y = 0
+        y, counted = _row_label(labels, hard, ignore_index, i)
         row_w = w[y] if hard else 1.0
         special = False
         for j in range(n):
