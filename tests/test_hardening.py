@@ -443,3 +443,15 @@ def test_float64_weighted_logsumexp_that_cancels_to_a_subnormal():
     b = np.array([[-0.5, -1.5, 1.0, 1.0, 1.0]])
     exact = reference.logsumexp(x, axis=-1, b=b)
     _within(logmax.logsumexp(x, axis=-1, b=b), exact)
+
+
+def test_float64_softcap_of_a_logit_far_beyond_the_cap(monkeypatch):
+    # tanh(500) in the kernels' compiled algebra: expm1(-1000) scaled by pow2(-1443), beyond
+    # its range (garbage bits, tanh = -1: the softcapped logit +20 became -20); the loss is 20
+    monkeypatch.setenv("LOGMAX_WARM_UP", "0")  # the kernel, not the reference serving a warm-up
+    x = np.array([[0.0, 10000.0]])
+    y = np.array([0])
+    kw = dict(reduction="none", softcap=20.0)
+    _within(logmax.cross_entropy(x, y, **kw), reference.cross_entropy(x, y, **kw))
+    got = logmax.cross_entropy_with_grad(x, y, grad_output=np.array([1.0]), **kw).grad
+    _within(got, reference.cross_entropy_grad(x, y, grad_output=np.array([1.0]), **kw))

@@ -252,8 +252,8 @@ def expm1_dd(x_hi, x_lo):
     xl = where(small, x_lo, 0.0)
     p_hi, p_lo = expm1_reduced(xs, xl)
     e_hi, e_lo, k = exp_dd_accurate(x_hi, x_lo)
-    sc = pow2(where(small, 0.0, k))
-    b_hi, b_lo = dd_add_d(e_hi * sc, e_lo * sc, -1.0)
+    kk = where(small, 0.0, k)  # down to -1587: scale2, not pow2 (whose range ends at -1022)
+    b_hi, b_lo = dd_add_d(scale2(e_hi, kk), scale2(e_lo, kk), -1.0)
     return where(small, p_hi, b_hi), where(small, p_lo, b_lo)
 
 

@@ -13,8 +13,10 @@ Which inputs take a kernel:
   computed in float32 with float64 sums (:mod:`._half_rows`), rounded into 16 bits in the kernel;
   the fused cross-entropy computes them in float64.
 - float64: computed in double-double (exact ``x - m``, its quotient by the temperature,
-  double-double ``exp`` and sums); cross-entropy for hard labels without a temperature, softcap,
-  label smoothing or z-loss: the registry sends the rest to the reference.
+  double-double ``exp`` and sums). Cross-entropy: hard labels without options in a fused
+  kernel of its own; soft targets, label smoothing, temperature, softcap and z-loss through the
+  algebra one row at a time (``cross_entropy_dd_general``), the rare rows it cannot finish
+  (non-finite or masked entries, subnormal sums or results) by the reference.
 - anything else (integer inputs, an empty class axis for losses): ``NotImplemented``.
 """
 
