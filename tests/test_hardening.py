@@ -455,3 +455,16 @@ def test_float64_softcap_of_a_logit_far_beyond_the_cap(monkeypatch):
     _within(logmax.cross_entropy(x, y, **kw), reference.cross_entropy(x, y, **kw))
     got = logmax.cross_entropy_with_grad(x, y, grad_output=np.array([1.0]), **kw).grad
     _within(got, reference.cross_entropy_grad(x, y, grad_output=np.array([1.0]), **kw))
+
+
+def test_float64_softcapped_logits_that_differ_in_their_low_parts_only():
+    # 20 tanh(125) and 20 tanh(500) are both 20 in float64: (u - m) is all in the low parts,
+    # which a high part 0 dropped in the division by T; the exact gradient is -5.7e-216
+    x = np.array([[-np.inf, 2500.0, 10000.0]])
+    t = np.array([[0.5, 0.5, 0.0]])
+    kw = dict(reduction="none", softcap=20.0)
+    g_out = np.array([2.0])
+    got = logmax.cross_entropy_with_grad(x, t, grad_output=g_out, **kw).grad
+    exact = reference.cross_entropy_grad(x, t, grad_output=g_out, **kw)
+    _within(got, exact)
+    assert got[0, 1] < 0.0

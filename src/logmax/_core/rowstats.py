@@ -109,9 +109,11 @@ def shift(u_hi, u_lo, m_hi, m_lo, t):
     r""":math:`d = (u - m)/T` as a double-double, exact before the division; ``-inf`` where
     :math:`u` is masked. ``m`` must be finite (use :func:`finite_shift`)."""
     d_hi, d_lo = two_sum(u_hi, -m_hi)
-    d_lo = d_lo + (u_lo - m_lo)
     masked = (u_hi == -INF) | (d_hi == -INF)  # masked, or so far below m that it overflows
-    q_hi, q_lo = dd_div_d(where(masked, 0.0, d_hi), where(masked, 0.0, d_lo), t)
+    # renormalised: where u_hi = m_hi the difference is all in the low parts (a softcap's
+    # 20 (1 - 2e^-250) against 20), and a high part 0 would drop it in the division
+    d_hi, d_lo = two_sum(where(masked, 0.0, d_hi), where(masked, 0.0, d_lo + (u_lo - m_lo)))
+    q_hi, q_lo = dd_div_d(d_hi, d_lo, t)
     masked = masked | (q_hi == -INF)
     return where(masked, -INF, q_hi), where(masked, 0.0, q_lo)
 
