@@ -513,11 +513,10 @@ def cross_entropy(
     target2 = ops.rows(target, axis)[0] if soft else target
     lr = loss_rows(ops, target2, soft, w_cls, opts, x2, n_cls)
     st, u_hi, u_lo, dcap = ce_block(ops, x2, lr, opts)
-    fin = ce_finish(ops, st, lr, opts)
+    better = None  # a z-loss squares lse: rows where it cancels get it computed again
     if opts.z_loss != 0.0 and ops.profile_dd:
         better = z_loss_lse(ops, st, u_hi, u_lo, opts.temperature, ops.need_bits(x))
-        if better is not None:
-            fin = ce_finish(ops, st, lr, opts, lse=better)
+    fin = ce_finish(ops, st, lr, opts, lse=better)
     rows = fin.loss
     if ops.profile_dd:  # a confident row's loss c_y L below the normal range
         sh, sl = alg.finite_shift(st.m_hi, st.m_lo)

@@ -506,19 +506,18 @@ def _dd_acc(s_hi, s_lo, v_hi, v_lo):
 
 
 @njit(fastmath=FM, cache=True, error_model="numpy")
-def _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, accurate):
-    """:math:`s = \\sum_{j \\ne k} e^{(u_j - m)/T}` as a double-double (``accurate``: the
-    algebra's :func:`~logmax._core.rowstats.term_accurate`, to :math:`2^{-100}`)."""
+def _row_terms(d_hi, d_lo, k, accurate):
+    r""":math:`s = \sum_{j \ne k} e^{d_j}` of the shifts ``d`` as a double-double (``accurate``:
+    the algebra's :func:`~logmax._core.rowstats.term_accurate`, to :math:`2^{-100}`)."""
     s_hi = 0.0
     s_lo = 0.0
-    for j in range(u_hi.shape[0]):
+    for j in range(d_hi.shape[0]):
         if j == k:
             continue
-        d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
         if accurate:
-            e_hi, e_lo = alg.term_accurate(d_hi, d_lo)
+            e_hi, e_lo = alg.term_accurate(d_hi[j], d_lo[j])
         else:
-            e_hi, e_lo = alg.term(d_hi, d_lo)
+            e_hi, e_lo = alg.term(d_hi[j], d_lo[j])
         s_hi, s_lo = _dd_acc(s_hi, s_lo, e_hi, e_lo)
     return two_sum(s_hi, s_lo)
 
@@ -543,6 +542,8 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
     u_lo = np.empty(n)
     slope = np.empty(n)
     slope_lo = np.empty(n)
+    d_hi = np.empty(n)  # the shifts (u - m)/T, once per row for every sweep
+    d_lo = np.empty(n)
     coef = np.zeros(n)
     dense = (not hard) or eps != 0.0
     for i in range(r0, r1):
@@ -567,14 +568,16 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
             k = j if u_hi[j] > u_hi[k] else k
         m_hi = u_hi[k]
         m_lo = u_lo[k]
-        s_hi, s_lo = _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, False)
+        for j in range(n):
+            d_hi[j], d_lo[j] = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
+        s_hi, s_lo = _row_terms(d_hi, d_lo, k, False)
         if s_hi > 0.0 and s_hi < 2.0**-900:  # subnormal terms (array._tiny_log1p)
             redo[i] = True
             continue
         l_hi, l_lo = alg.log1p_s(s_hi, s_lo)
         lse_hi, lse_lo = alg.lse(m_hi, m_lo, l_hi, l_lo, False, t)
         if zl != 0.0:  # the z-loss squares lse: its terms to 2^-100 (array.z_loss_lse)
-            s2_hi, s2_lo = _row_terms(u_hi, u_lo, m_hi, m_lo, k, t, True)
+            s2_hi, s2_lo = _row_terms(d_hi, d_lo, k, True)
             l2_hi, l2_lo = alg.log1p_s(s2_hi, s2_lo)
             lse_hi, lse_lo = alg.lse(m_hi, m_lo, l2_hi, l2_lo, False, t)
             if alg.lse_cancels(m_hi, t, l2_hi, lse_hi, 39):  # 99 bits carried, 60 needed
@@ -600,9 +603,8 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
                 elif a != 0.0:
                     a_rest, a_rest_lo = _dd_acc(a_rest, a_rest_lo, a, 0.0)
                 if a != 0.0:
-                    d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
-                    p_hi, p_lo = alg.two_prod(a, d_hi)
-                    ad_hi, ad_lo = _dd_acc(ad_hi, ad_lo, p_hi, p_lo + a * d_lo)
+                    p_hi, p_lo = alg.two_prod(a, d_hi[j])
+                    ad_hi, ad_lo = _dd_acc(ad_hi, ad_lo, p_hi, p_lo + a * d_lo[j])
             a_rest, a_rest_lo = two_sum(a_rest, a_rest_lo)
             ad_hi, ad_lo = two_sum(ad_hi, ad_lo)
             if abs(ad_hi) == np.inf or ad_hi != ad_hi:  # beyond the range: the array path
@@ -610,9 +612,20 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
                 continue
         hard_c = (1.0 - eps) * row_w if hard else 0.0
         a_tot, a_tot_lo = alg.dd_add_d(a_rest, a_rest_lo, a_k)
-        dy_hi, dy_lo = alg.shift(u_hi[y], u_lo[y], m_hi, m_lo, t)
         loss_hi, loss_lo = alg.loss_row(
-            hard_c, dy_hi, dy_lo, True, a_tot, ad_hi, ad_lo, l_hi, l_lo, zl, row_w, lse_hi, lse_lo
+            hard_c,
+            d_hi[y],
+            d_lo[y],
+            True,
+            a_tot,
+            ad_hi,
+            ad_lo,
+            l_hi,
+            l_lo,
+            zl,
+            row_w,
+            lse_hi,
+            lse_lo,
         )
         loss = loss_hi + loss_lo if counted else 0.0
         if loss != 0.0 and abs(loss) < 2.2250738585072014e-308:
@@ -631,9 +644,9 @@ def cross_entropy_dd_general(x, labels, hard, soft_t, w, ignore_index, eps, zl, 
         )
         inv_hi, inv_lo = alg.inverse(s_hi, s_lo)
         for j in range(n):
-            d_hi, d_lo = alg.shift(u_hi[j], u_lo[j], m_hi, m_lo, t)
             c = (coef[j] if dense else 0.0) + (hard_c if j == y else 0.0)
             sl_hi, sl_lo = (slope[j], slope_lo[j]) if cap > 0.0 else (1.0, 0.0)
             sg_hi, sg_lo = alg.grad_sigma(sc, sc_lo, t, sl_hi, sl_lo)
-            g[j] = alg.grad_entry(d_hi, d_lo, c, j == k, alpha_hi, alpha_lo, top_hi, top_lo, c_k,
-                                  s_hi, s_lo, inv_hi, inv_lo, sg_hi, sg_lo, False)  # fmt: skip
+            g[j] = alg.grad_entry(d_hi[j], d_lo[j], c, j == k, alpha_hi, alpha_lo, top_hi, top_lo,
+                                  c_k, s_hi, s_lo, inv_hi, inv_lo, sg_hi, sg_lo,
+                                  False)  # fmt: skip
